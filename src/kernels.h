@@ -1,0 +1,63 @@
+/*
+ * kernels.h - what the kernel sources share: polynomial evaluation, the
+ * rounding decision, and the per-element functions every code path (scalar
+ * or SIMD) falls back on.
+ *
+ * How a kernel returns a correctly rounded float
+ * ----------------------------------------------
+ * A fast path evaluates the result in double, p, together with a bound err
+ * on |p - exact|.  If p - err and p + err round to the same float, that
+ * float is the correctly rounded result.  Otherwise the interval holds the
+ * midpoint m between two adjacent floats (err is far below half an ulp, so
+ * there is exactly one), and the exact value is compared with m in
+ * double-double arithmetic (dd.h): above m gives the upper float, below m
+ * the lower one.  The exact value is never equal to m: x*sin x and
+ * x*tanh x are transcendental at every nonzero rational x, and the inverses
+ * are compared through the forward function at m.
+ */
+#ifndef INVDL_KERNELS_H
+#define INVDL_KERNELS_H
+
+#include "dd.h"
+#include "invdl_private.h"
+
+static inline double invdl_horner(const double *c, int n, double t)
+{
+    double acc = c[n - 1];
+    for (int i = n - 2; i >= 0; i--)
+        acc = acc * t + c[i];
+    return acc;
+}
+
+/* The rounding decision for a value p known within err.  When it is
+ * decided, lo == hi is the answer; otherwise lo < hi are the candidates and
+ * mid is the midpoint between them, exactly representable in double. */
+typedef struct invdl_rounding {
+    float lo;
+    float hi;
+    double mid;
+} invdl_rounding;
+
+static inline invdl_rounding invdl_round_candidates(double p, double err)
+{
+    invdl_rounding r;
+    r.lo = (float)(p - err);
+    r.hi = (float)(p + err);
+    r.mid = 0.5 * ((double)r.lo + (double)r.hi);
+    return r;
+}
+
+/* Exact values in double-double, for the tie-breaks.  The arguments are
+ * nonnegative doubles with at most 26 significant bits (floats and midpoints
+ * between floats), within the ranges each function documents. */
+dd invdl_ssin_exact(double x);
+dd invdl_abstanh_exact(double x);
+
+/* Per-element functions, correctly rounded, for every float input; the SIMD
+ * paths call them for the elements they do not finish themselves. */
+float invdl_ssin_forward1(float x);
+float invdl_ssin_inverse1(float y);
+float invdl_abstanh_forward1(float x);
+float invdl_abstanh_inverse1(float y);
+
+#endif /* INVDL_KERNELS_H */

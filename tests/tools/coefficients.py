@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Derives the polynomial coefficients used by src/ssin.c and src/abstanh.c.
+
+Not run by the build: the coefficients are pasted into the sources.  Needs
+python3-mpmath (Debian).  Each fit is a Chebyshev interpolant computed at 160
+bits, rounded to double; the script prints the worst error of the rounded
+polynomial, evaluated exactly, over a dense grid, so the figures quoted in
+the sources can be checked.
+
+    python3 tests/tools/coefficients.py
+"""
+import mpmath as mp
+
+mp.mp.prec = 160
+T = mp.findroot(lambda t: mp.tan(t) + t, 2.0)
+Y = T * mp.sin(T)
+
+
+def to_double(v):
+    return float(v)
+
+
+def fit(fn, lo, hi, deg):
+    coeffs, _ = mp.chebyfit(fn, [lo, hi], deg + 1, error=True)
+    # chebyfit returns highest degree first
+    return [to_double(c) for c in reversed(coeffs)]
+
+
+def horner(cs, t):
+    acc = mp.mpf(0)
+    for c in reversed(cs):
+        acc = acc * t + mp.mpf(c)
+    return acc
+
+
+def worst(fn, approx, lo, hi, rel, n=4000):
+    w = mp.mpf(0)
+    for i in range(n + 1):
+        t = lo + (hi - lo) * mp.mpf(i) / n
+        e = abs(approx(t) - fn(t))
+        if rel:
+            e /= abs(fn(t))
+        w = max(w, e)
+    return float(mp.log(w, 2)) if w > 0 else -999
+
+
+def emit(name, cs, comment):
+    print("/* %s */" % comment)
+    print("static const double %s[%d] = {" % (name, len(cs)))
+    for c in cs:
+        print("    %s," % c.hex())
+    print("};")
+
+
+def sinc_u(u):
+    if u == 0:
+        return mp.mpf(1)
+    x = mp.sqrt(u)
+    return mp.sin(x) / x
+
+
+U = mp.mpf("4.12")
+# S(u) = sin(x)/x = 1 + u R(u)
+R = lambda u: (sinc_u(u) - 1) / u if u != 0 else mp.mpf(-1) / 6
+cs = fit(R, 0, U, 7)
+S_approx = lambda u: 1 + u * horner(cs, u)
+emit("SSIN_R", cs, "sin(x)/x = 1 + u*R(u), u = x^2 in [0, 4.12]: log2 rel err %.1f"
+     % worst(sinc_u, S_approx, mp.mpf(0), U, True))
+
+# D(u) = sin(x)/x + cos(x) = f'(x)/x for f = x sin x
+D = lambda u: sinc_u(u) + mp.cos(mp.sqrt(u))
+cs = fit(D, 0, U, 9)
+emit("SSIN_D", cs, "sin(x)/x + cos(x) in u = x^2 on [0, 4.12]: log2 abs err %.1f"
+     % worst(D, lambda u: horner(cs, u), mp.mpf(0), U, False))
+
+
+def ssin_inv(a):
+    if a <= 0:
+        return mp.mpf(0)
+    if a >= Y:
+        return T
+    lo, hi = mp.mpf(0), T
+    for _ in range(70):
+        mid = (lo + hi) / 2
+        if mid * mp.sin(mid) < a:
+            lo = mid
+        else:
+            hi = mid
+    x = (lo + hi) / 2
+    for _ in range(6):
+        fp = mp.sin(x) + x * mp.cos(x)
+        if fp == 0:
+            break
+        x -= (x * mp.sin(x) - a) / fp
+    return x
+
+
+def H(s):
+    a = Y * (1 - s * s)
+    if a == 0:
+        return mp.mpf(1)
+    if s == 0:
+        return T / mp.sqrt(Y)
+    return ssin_inv(a) / mp.sqrt(a)
+
+
+mp.mp.prec = 100
+for deg, name in ((11, "SSIN_H"),):
+    cs = fit(H, 0, 1, deg)
+    emit(name, cs, "x/sqrt(a) for x*sin(x) = a, in s = sqrt(1 - a/Y) on [0, 1]: log2 abs err %.1f"
+         % worst(H, lambda s: horner(cs, s), mp.mpf(0), mp.mpf(1), False, 400))
+mp.mp.prec = 160
+
+# expm1(r)/r = 1 + r P(r), |r| <= ln2/2
+L = mp.log(2) / 2
+E1 = lambda r: mp.expm1(r) / r if r != 0 else mp.mpf(1)
+P = lambda r: (E1(r) - 1) / r if r != 0 else mp.mpf(1) / 2
+cs = fit(P, -L, L, 9)
+emit("EXPM1_P", cs, "expm1(r)/r = 1 + r*P(r), |r| <= ln2/2: log2 rel err %.1f"
+     % worst(E1, lambda r: 1 + r * horner(cs, r), -L, L, True))
+
+# abs-tanh inverse: x/t for x*tanh(x) = t^2, 8 pieces on [0, 2.96]
+mp.mp.prec = 80
+
+
+def tanh_inv(a):
+    if a <= 0:
+        return mp.mpf(0)
+    x0 = mp.sqrt(a) if a < 1 else a
+    return mp.findroot(lambda x: x * mp.tanh(x) - a, x0)
+
+
+h = lambda t: tanh_inv(t * t) / t if t != 0 else mp.mpf(1)
+TOP = mp.mpf("2.96")
+print("/* x/t for x*tanh(x) = t^2: 8 pieces of width %s/8, degree 6 in the offset"
+      " from the piece's start */" % TOP)
+print("static const double ABSTANH_H[8][7] = {")
+wall = -999
+for i in range(8):
+    lo = TOP * i / 8
+    hi = TOP * (i + 1) / 8
+    cs = fit(lambda d: h(lo + d), 0, hi - lo, 6)
+    w = worst(lambda d: h(lo + d), lambda d: horner(cs, d), mp.mpf(0), hi - lo, False, 200)
+    wall = max(wall, w)
+    print("    {" + ", ".join(c.hex() for c in cs) + "},")
+print("};")
+print("/* log2 abs err %.1f */" % wall)
