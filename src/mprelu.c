@@ -12,10 +12,12 @@
 
 #define MPRELU_CHUNK 256
 
+/* Validates the arguments and stores rows*cols in *n. */
 static int mprelu_bad_args(size_t rows, size_t cols, const float *alpha, float alpha_min,
-                           const float *in, const float *out)
+                           const float *in, const float *out, size_t *n_out)
 {
-    size_t n;
+    size_t n = 0;
+    *n_out = 0;
     if (!invdl_mul_size(rows, cols, &n) || invdl_bad_arrays(n, in, out))
         return 1;
     if (!(alpha_min > 0.0f) || !isfinite(alpha_min))
@@ -27,6 +29,7 @@ static int mprelu_bad_args(size_t rows, size_t cols, const float *alpha, float a
     for (size_t j = 0; j < cols; j++)
         if (!isfinite(alpha[j]))
             return 1;
+    *n_out = n;
     return 0;
 }
 
@@ -39,8 +42,11 @@ static float mprelu_slope(float alpha, float alpha_min)
 invdl_status invdl_mprelu_forward(size_t rows, size_t cols, const float *alpha, float alpha_min,
                                   const float *x, float *y)
 {
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y))
+    size_t n;
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y, &n))
         return INVDL_EINVAL;
+    if (n == 0)
+        return INVDL_OK;
     float slope[MPRELU_CHUNK];
     for (size_t j0 = 0; j0 < cols; j0 += MPRELU_CHUNK) {
         size_t width = cols - j0 < MPRELU_CHUNK ? cols - j0 : MPRELU_CHUNK;
@@ -61,8 +67,11 @@ invdl_status invdl_mprelu_forward(size_t rows, size_t cols, const float *alpha, 
 invdl_status invdl_mprelu_inverse(size_t rows, size_t cols, const float *alpha, float alpha_min,
                                   const float *y, float *x)
 {
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x))
+    size_t n;
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x, &n))
         return INVDL_EINVAL;
+    if (n == 0)
+        return INVDL_OK;
     float slope[MPRELU_CHUNK];
     for (size_t j0 = 0; j0 < cols; j0 += MPRELU_CHUNK) {
         size_t width = cols - j0 < MPRELU_CHUNK ? cols - j0 : MPRELU_CHUNK;
