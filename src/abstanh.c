@@ -153,7 +153,7 @@ float invdl_abstanh_inverse1(float y)
     return copysignf(res, y);
 }
 
-invdl_status invdl_abstanh_forward(size_t n, const float *x, float *y)
+invdl_status invdl_abstanh_forward_scalar(size_t n, const float *x, float *y)
 {
     if (invdl_bad_arrays(n, x, y))
         return INVDL_EINVAL;
@@ -162,7 +162,7 @@ invdl_status invdl_abstanh_forward(size_t n, const float *x, float *y)
     return INVDL_OK;
 }
 
-invdl_status invdl_abstanh_inverse(size_t n, const float *y, float *x)
+invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x)
 {
     if (invdl_bad_arrays(n, y, x))
         return INVDL_EINVAL;

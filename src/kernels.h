@@ -60,4 +60,17 @@ float invdl_ssin_inverse1(float y);
 float invdl_abstanh_forward1(float x);
 float invdl_abstanh_inverse1(float y);
 
+/* The portable scalar path of each public kernel: same contract, same
+ * results (every path is correctly rounded, so they agree bit for bit).
+ * The public functions dispatch between these and the SIMD paths
+ * (dispatch.c); tests call both. */
+invdl_status invdl_ssin_forward_scalar(size_t n, const float *x, float *y);
+invdl_status invdl_ssin_inverse_scalar(size_t n, const float *y, float *x);
+invdl_status invdl_abstanh_forward_scalar(size_t n, const float *x, float *y);
+invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x);
+invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *alpha,
+                                         float alpha_min, const float *x, float *y);
+invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *alpha,
+                                         float alpha_min, const float *y, float *x);
+
 #endif /* INVDL_KERNELS_H */

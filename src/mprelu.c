@@ -6,7 +6,7 @@
  * computed per call for chunks of columns on the stack, which leaves the row
  * loop free of branches.
  */
-#include "invdl_private.h"
+#include "kernels.h"
 
 #include <math.h>
 
@@ -39,7 +39,7 @@ static float mprelu_slope(float alpha, float alpha_min)
     return a > alpha_min ? a : alpha_min;
 }
 
-invdl_status invdl_mprelu_forward(size_t rows, size_t cols, const float *alpha, float alpha_min,
+invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *alpha, float alpha_min,
                                   const float *x, float *y)
 {
     size_t n;
@@ -64,7 +64,7 @@ invdl_status invdl_mprelu_forward(size_t rows, size_t cols, const float *alpha, 
     return INVDL_OK;
 }
 
-invdl_status invdl_mprelu_inverse(size_t rows, size_t cols, const float *alpha, float alpha_min,
+invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *alpha, float alpha_min,
                                   const float *y, float *x)
 {
     size_t n;

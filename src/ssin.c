@@ -156,7 +156,7 @@ float invdl_ssin_inverse1(float y)
     return copysignf(res, y);
 }
 
-invdl_status invdl_ssin_forward(size_t n, const float *x, float *y)
+invdl_status invdl_ssin_forward_scalar(size_t n, const float *x, float *y)
 {
     if (invdl_bad_arrays(n, x, y))
         return INVDL_EINVAL;
@@ -169,7 +169,7 @@ invdl_status invdl_ssin_forward(size_t n, const float *x, float *y)
     return outside ? INVDL_EDOMAIN : INVDL_OK;
 }
 
-invdl_status invdl_ssin_inverse(size_t n, const float *y, float *x)
+invdl_status invdl_ssin_inverse_scalar(size_t n, const float *y, float *x)
 {
     if (invdl_bad_arrays(n, y, x))
         return INVDL_EINVAL;
