@@ -59,7 +59,7 @@ static void signed_sin_cell(void)
 
     printf("Signed sin, notebook cell 1: data = [-4 -3 -2 -1 0 1 2 3 4]\n");
     for (size_t i = 0; i < N; i++) {
-        double x = data[i];
+        double x = (double)data[i];
         double s = (x > 0) - (x < 0);
         nb[i] = x * sin(fabs(x)) * s;
         double ns = (nb[i] > 0) - (nb[i] < 0);
@@ -125,7 +125,7 @@ static void abs_tanh_cells(void)
     float y2[N2], back2[N2];
     printf("Abs-tanh, notebook cell 3: data = [-1 -0.5 0 0.5 1 2 3 4]\n");
     for (size_t i = 0; i < N2; i++) {
-        double x = data2[i];
+        double x = (double)data2[i];
         nb2[i] = fabs(x) * tanh(x);
         nb2_inv[i] = atanh(fabs(nb2[i]) / fabs(x)) * ((x > 0) - (x < 0));
     }

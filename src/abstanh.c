@@ -13,6 +13,7 @@
  * exhaustive search against an exact reference, tests/exhaustive.c).
  */
 #include "kernels.h"
+#include "simd_x86.h"
 
 #include <math.h>
 
@@ -21,18 +22,17 @@
 
 /* Coefficients from tests/tools/coefficients.py. */
 
-/* expm1(r)/r = 1 + r*P(r), |r| <= ln2/2: log2 rel err -54.4 */
-static const double EXPM1_P[10] = {
-    0x1.0000000000001p-1,
-    0x1.5555555555556p-3,
-    0x1.5555555553d68p-5,
-    0x1.11111111109b5p-7,
-    0x1.6c16c17889ef1p-10,
-    0x1.a01a01a7c2efep-13,
-    0x1.a019b9149a41cp-16,
-    0x1.71de0db2f6b19p-19,
-    0x1.28917c89a43a7p-22,
-    0x1.af389ecfc4b9cp-26,
+/* expm1(r)/r = 1 + r*P(r), |r| <= ln2/2: log2 rel err -48.3 */
+static const double EXPM1_P[9] = {
+    0x1.0000000000000p-1,
+    0x1.5555555553b7dp-3,
+    0x1.5555555554cb8p-5,
+    0x1.1111111c45d5bp-7,
+    0x1.6c16c1738ecf7p-10,
+    0x1.a019adabfb6abp-13,
+    0x1.a019c9ab213aap-16,
+    0x1.72c720b2e07bfp-19,
+    0x1.28803926c8ea8p-22,
 };
 
 /* x/t for x*tanh(x) = t^2: 8 pieces of width 2.96/8, degree 6 in the offset
@@ -72,21 +72,22 @@ static const double ABSTANH_H[8][7] = {
  * factor 2 to spare. */
 #define ABSTANH_NEWTON_C 2.0
 
-/* Bounds on the fast paths' errors: tanh a within about 2^-50 relative
- * (expm1 polynomial 2^-54.4, Horner and reduction roundings, the division),
- * with margin; the exhaustive verifier confirms every result. */
-#define ABSTANH_FWD_ERR 0x1p-45
+/* Bounds on the fast paths' errors: tanh a within about 2^-47 relative
+ * (expm1 polynomial 2^-48.3, doubled by tanh's condition, plus Horner,
+ * reduction and division roundings), with margin; the exhaustive verifier
+ * confirms every result. */
+#define ABSTANH_FWD_ERR 0x1p-44
 #define ABSTANH_INV_ERR_X 0x1p-50
-#define ABSTANH_INV_ERR_F 0x1p-46
+#define ABSTANH_INV_ERR_F 0x1p-44
 #define ABSTANH_INV_ERR_D 0x1p-40
 
-/* tanh(a) in double for 0 <= a <= 9, relative error below 2^-48. */
+/* tanh(a) in double for 0 <= a <= 9, relative error below 2^-46. */
 static double abstanh_tanh(double a)
 {
     double z = -2.0 * a;
     double k = (z * INV_LN2 + ROUND_MAGIC) - ROUND_MAGIC;
     double r = (z - k * LN2_HI) - k * LN2_LO;
-    double em = r + r * (r * invdl_horner(EXPM1_P, 10, r));
+    double em = r + r * (r * invdl_horner(EXPM1_P, 9, r));
     double scale = ldexp(1.0, (int)k);
     em = scale * em + (scale - 1.0);
     return -em / (2.0 + em);
@@ -170,3 +171,149 @@ invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x)
         x[i] = invdl_abstanh_inverse1(y[i]);
     return INVDL_OK;
 }
+
+#if INVDL_HAVE_AVX2
+
+/* The SIMD paths: the same algorithms; the inverse's starting point comes
+ * from float pieces looked up with a lane permute, and its derivative is
+ * inverted in float.  Coefficients from tests/tools/coefficients.py. */
+
+/* ABSTANH_H for float evaluation, transposed: [coefficient][piece]; log2 abs
+ * err -23.1 */
+static const float ABSTANH_H_F[7][8] = {
+    {0x1p+0f, 0x1.05fd66p+0f, 0x1.19d5f2p+0f, 0x1.4172bap+0f, 0x1.838e7cp+0f, 0x1.da985ep+0f,
+     0x1.1c3094p+1f, 0x1.4b856p+1f},
+    {0x1.be3b54p-26f, 0x1.098baap-3f, 0x1.3325fp-2f, 0x1.1a53dcp-1f, 0x1.ab3b5ep-1f,
+     0x1.f2827p-1f, 0x1.feff86p-1f, 0x1.fff5eap-1f},
+    {0x1.5554c2p-3f, 0x1.8a9082p-3f, 0x1.1cf9e6p-2f, 0x1.94fb9ap-2f, 0x1.40e9fcp-2f,
+     0x1.485a6cp-4f, 0x1.fac66cp-8f, 0x1.7f7d28p-12f},
+    {0x1.1fa7ap-16f, 0x1.8e97fcp-5f, 0x1.b10b9p-4f, 0x1.00d2cap-4f, -0x1.b5093cp-3f,
+     -0x1.1d3884p-3f, -0x1.32d468p-6f, -0x1.1a99b8p-10f},
+    {0x1.f29ac2p-6f, 0x1.1da69cp-5f, 0x1.dc96d8p-6f, -0x1.9bad98p-4f, -0x1.30376ap-3f,
+     0x1.22517ap-3f, 0x1.e802dep-6f, 0x1.11130cp-9f},
+    {0x1.be91f6p-12f, 0x1.890f62p-7f, -0x1.4778a6p-7f, -0x1.07539cp-2f, 0x1.609dbcp-2f,
+     -0x1.2d0662p-4f, -0x1.e392d6p-6f, -0x1.41a81ep-9f},
+    {0x1.6abb12p-9f, -0x1.632ec8p-7f, -0x1.17c0c8p-4f, 0x1.bdd0bp-3f, -0x1.6394eap-3f,
+     0x1.53c59ep-7f, 0x1.c8beecp-7f, 0x1.5c58aep-10f},
+};
+
+/* The float reciprocal of the derivative: relative error 2^-23 with the
+ * rounding of f' to float, a factor 2 to spare. */
+#define ABSTANH_INV_ERR_DQ 0x1p-22
+
+/* tanh(a) for 0 <= a <= 9 in 4 lanes: abstanh_tanh() with the 2^k scale
+ * built from the bits of the rounded k. */
+static inline INVDL_AVX2_BODY __m256d abstanh_tanh_pd(__m256d a)
+{
+    const __m256d magic = _mm256_set1_pd(ROUND_MAGIC);
+    __m256d z = _mm256_mul_pd(a, _mm256_set1_pd(-2.0));
+    __m256d kt = _mm256_fmadd_pd(z, _mm256_set1_pd(INV_LN2), magic);
+    __m256d k = _mm256_sub_pd(kt, magic);
+    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), z);
+    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), r);
+    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, invdl_estrin_pd(EXPM1_P, 9, r)), r);
+    /* kt = 1.5*2^52 + k: its bits minus magic's are k. */
+    __m256i kbits = _mm256_sub_epi64(_mm256_castpd_si256(kt), _mm256_castpd_si256(magic));
+    __m256d scale = _mm256_castsi256_pd(
+        _mm256_slli_epi64(_mm256_add_epi64(kbits, _mm256_set1_epi64x(1023)), 52));
+    em = _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
+    return _mm256_div_pd(_mm256_sub_pd(_mm256_setzero_pd(), em),
+                         _mm256_add_pd(_mm256_set1_pd(2.0), em));
+}
+
+static inline INVDL_AVX2_BODY __m128 abstanh_forward_half(__m256d a, int shift, int *undecided)
+{
+    __m256d p = _mm256_mul_pd(a, abstanh_tanh_pd(a));
+    return invdl_round_rel_pd(p, (long long)(ABSTANH_FWD_ERR * 0x1p53), shift, undecided);
+}
+
+static inline INVDL_AVX2_BODY __m256 abstanh_forward_body(__m256 x, int *fix, int *outside)
+{
+    (void)outside;
+    __m256 a = invdl_abs_ps(x);
+    /* Identity lanes (large, ±inf, NaN) keep x; they compute on 1. */
+    __m256 ident = _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_FWD_IDENTITY), _CMP_NLT_UQ);
+    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
+    int undecided = invdl_tiny_lanes(a);
+    __m128 r0 = abstanh_forward_half(invdl_lo_pd(a), 0, &undecided);
+    __m128 r1 = abstanh_forward_half(invdl_hi_pd(a), 4, &undecided);
+    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
+    *fix = undecided & ~_mm256_movemask_ps(ident);
+    return _mm256_blendv_ps(r, x, ident);
+}
+
+static inline INVDL_AVX2_BODY __m256d abstanh_inverse_fp(__m256d x0, __m256d th)
+{
+    return _mm256_fmadd_pd(x0, _mm256_fnmadd_pd(th, th, _mm256_set1_pd(1.0)), th);
+}
+
+static inline INVDL_AVX2_BODY __m128 abstanh_inverse_half(__m256d a, __m256d x0, __m256d th, __m256d inv_fp,
+                                             int shift, int *undecided)
+{
+    __m256d step = _mm256_mul_pd(_mm256_fmsub_pd(x0, th, a), inv_fp);
+    __m256d x1 = _mm256_sub_pd(x0, step);
+    __m256d abs_step = _mm256_andnot_pd(_mm256_set1_pd(-0.0), step);
+    __m256d f_err = _mm256_fmadd_pd(_mm256_set1_pd(ABSTANH_NEWTON_C), _mm256_mul_pd(step, step),
+                                    _mm256_mul_pd(_mm256_set1_pd(ABSTANH_INV_ERR_F), a));
+    __m256d err = _mm256_fmadd_pd(
+        _mm256_set1_pd(ABSTANH_INV_ERR_X), x1,
+        _mm256_fmadd_pd(_mm256_set1_pd(ABSTANH_INV_ERR_D + ABSTANH_INV_ERR_DQ), abs_step,
+                        _mm256_mul_pd(f_err, inv_fp)));
+    return invdl_round_pd(x1, err, shift, undecided);
+}
+
+static inline INVDL_AVX2_BODY __m256 abstanh_inverse_body(__m256 y, int *fix, int *outside)
+{
+    (void)outside;
+    __m256 a = invdl_abs_ps(y);
+    /* Identity lanes (large, ±inf, NaN, ±0) keep y; they compute on 1. */
+    __m256 ident = _mm256_or_ps(
+        _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_INV_IDENTITY), _CMP_NLT_UQ),
+        _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
+
+    /* Starting point in float: piece i of t = sqrt(a), by lane permutes. */
+    /* Subnormal and tiny y, beyond the approximate square root's range, go
+     * to the scalar path. */
+    int tiny = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ));
+    __m256 t = _mm256_mul_ps(a, invdl_rsqrt_ps(a));
+    __m256i piece = _mm256_min_epi32(
+        _mm256_cvttps_epi32(_mm256_mul_ps(t, _mm256_set1_ps((float)(8.0 / ABSTANH_H_TOP)))),
+        _mm256_set1_epi32(7));
+    __m256 d = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(piece),
+                                _mm256_set1_ps((float)(ABSTANH_H_TOP / 8.0)), t);
+    __m256 h = _mm256_permutevar8x32_ps(_mm256_loadu_ps(ABSTANH_H_F[6]), piece);
+    for (int j = 5; j >= 0; j--)
+        h = _mm256_fmadd_ps(h, d, _mm256_permutevar8x32_ps(_mm256_loadu_ps(ABSTANH_H_F[j]), piece));
+    __m256 x0 = _mm256_mul_ps(t, h);
+
+    __m256d x0l = invdl_lo_pd(x0), x0h = invdl_hi_pd(x0);
+    __m256d thl = abstanh_tanh_pd(x0l), thh = abstanh_tanh_pd(x0h);
+    __m256 fp = invdl_join_ps(_mm256_cvtpd_ps(abstanh_inverse_fp(x0l, thl)),
+                              _mm256_cvtpd_ps(abstanh_inverse_fp(x0h, thh)));
+    __m256 inv_fp = _mm256_div_ps(_mm256_set1_ps(1.0f), fp);
+    int undecided = 0;
+    __m128 r0 = abstanh_inverse_half(invdl_lo_pd(a), x0l, thl, invdl_lo_pd(inv_fp), 0, &undecided);
+    __m128 r1 = abstanh_inverse_half(invdl_hi_pd(a), x0h, thh, invdl_hi_pd(inv_fp), 4, &undecided);
+    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(y));
+    *fix = (undecided | tiny) & ~_mm256_movemask_ps(ident);
+    return _mm256_blendv_ps(r, y, ident);
+}
+
+INVDL_AVX2 invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y)
+{
+    if (invdl_bad_arrays(n, x, y))
+        return INVDL_EINVAL;
+    (void)invdl_run8(n, x, y, abstanh_forward_body, invdl_abstanh_forward1);
+    return INVDL_OK;
+}
+
+INVDL_AVX2 invdl_status invdl_abstanh_inverse_avx2(size_t n, const float *y, float *x)
+{
+    if (invdl_bad_arrays(n, y, x))
+        return INVDL_EINVAL;
+    (void)invdl_run8(n, y, x, abstanh_inverse_body, invdl_abstanh_inverse1);
+    return INVDL_OK;
+}
+
+#endif /* INVDL_HAVE_AVX2 */

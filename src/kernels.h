@@ -21,9 +21,19 @@
 #include "dd.h"
 #include "invdl_private.h"
 
+/* SIMD paths are built where GCC/clang can target AVX2+FMA per function;
+ * they run only on CPUs that have it (dispatch.c). */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(INVDL_NO_SIMD)
+#define INVDL_HAVE_AVX2 1
+#else
+#define INVDL_HAVE_AVX2 0
+#endif
+
 static inline double invdl_horner(const double *c, int n, double t)
 {
     double acc = c[n - 1];
+#pragma GCC unroll 16
     for (int i = n - 2; i >= 0; i--)
         acc = acc * t + c[i];
     return acc;
@@ -72,5 +82,17 @@ invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *
                                          float alpha_min, const float *x, float *y);
 invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *alpha,
                                          float alpha_min, const float *y, float *x);
+
+#if INVDL_HAVE_AVX2
+/* The AVX2+FMA paths, same contract; call only where the CPU has both. */
+invdl_status invdl_ssin_forward_avx2(size_t n, const float *x, float *y);
+invdl_status invdl_ssin_inverse_avx2(size_t n, const float *y, float *x);
+invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y);
+invdl_status invdl_abstanh_inverse_avx2(size_t n, const float *y, float *x);
+invdl_status invdl_mprelu_forward_avx2(size_t rows, size_t cols, const float *alpha,
+                                       float alpha_min, const float *x, float *y);
+invdl_status invdl_mprelu_inverse_avx2(size_t rows, size_t cols, const float *alpha,
+                                       float alpha_min, const float *y, float *x);
+#endif
 
 #endif /* INVDL_KERNELS_H */

@@ -10,21 +10,21 @@
  * square-root behaviour at a = 0 and the one at the top of the branch.
  */
 #include "kernels.h"
+#include "simd_x86.h"
 
 #include <math.h>
 
 /* Coefficients from tests/tools/coefficients.py. */
 
-/* sin(x)/x = 1 + u*R(u), u = x^2 in [0, 4.12]: log2 rel err -51.6 */
-static const double SSIN_R[8] = {
-    -0x1.5555555555555p-3,
-    0x1.1111111110faap-7,
-    -0x1.a01a019ffd6dfp-13,
-    0x1.71de3a478a6c1p-19,
-    -0x1.ae644fdeb66f3p-26,
-    0x1.6122a90b90812p-33,
-    -0x1.ae0081a9776eap-41,
-    0x1.8218ff899bb41p-49,
+/* sin(x)/x = 1 + u*R(u), u = x^2 in [0, 4.12]: log2 rel err -43.9 */
+static const double SSIN_R[7] = {
+    -0x1.5555555555466p-3,
+    0x1.11111110fade9p-7,
+    -0x1.a01a018a8985cp-13,
+    0x1.71de3278ff0d8p-19,
+    -0x1.ae619b2725c1dp-26,
+    0x1.60a76621c07d5p-33,
+    -0x1.983fc69d209a2p-41,
 };
 
 /* sin(x)/x + cos(x) = f'(x)/x in u = x^2 on [0, 4.12]: log2 abs err -55.4 */
@@ -69,18 +69,18 @@ static const double SSIN_H[12] = {
  * with a factor 2 to spare. */
 #define SSIN_NEWTON_C 2.75
 
-/* Bounds on the fast paths' errors, from the polynomial errors above and a
+/* Bounds on the fast paths' errors: the polynomial's 2^-43.9 plus a
  * worst-case Horner rounding analysis (about 2^-47 relative for S near T,
- * where the alternating series cancels to 0.44); the exhaustive verifier
- * (tests/exhaustive.c) confirms every result. */
-#define SSIN_FWD_ERR 0x1p-44
+ * where the alternating series cancels to 0.44), with margin; the
+ * exhaustive verifier (tests/exhaustive.c) confirms every result. */
+#define SSIN_FWD_ERR 0x1p-42
 #define SSIN_INV_ERR_X 0x1p-50
-#define SSIN_INV_ERR_F 0x1p-46
+#define SSIN_INV_ERR_F 0x1p-42
 #define SSIN_INV_ERR_D 0x1p-40
 
 static double ssin_sinc(double u)
 {
-    return 1.0 + u * invdl_horner(SSIN_R, 8, u);
+    return 1.0 + u * invdl_horner(SSIN_R, 7, u);
 }
 
 /* x*sin(x) in double-double for 0 <= x <= 2.03 (x*x exact in double), from
@@ -181,3 +181,128 @@ invdl_status invdl_ssin_inverse_scalar(size_t n, const float *y, float *x)
     }
     return outside ? INVDL_EDOMAIN : INVDL_OK;
 }
+
+#if INVDL_HAVE_AVX2
+
+/* The SIMD paths: the same algorithms, with the inverse's starting point
+ * computed in float (8 lanes) from shorter polynomials, which the Newton step
+ * in double then refines.  Coefficients from tests/tools/coefficients.py. */
+
+/* SSIN_H for float evaluation, degree 8: log2 abs err -22.9 */
+static const float SSIN_H_F[9] = {
+    0x1.810202p+0f,  -0x1.b85478p-1f, 0x1.484eaep-1f,  -0x1.0cbf08p-1f, 0x1.bce352p-2f,
+    -0x1.4eb878p-2f, 0x1.8af69ep-3f,  -0x1.2e9eecp-4f, 0x1.b0667cp-7f,
+};
+
+/* s*sqrt(a)/f'(x) in s on [0, 1], float, degree 8: log2 abs err -27.2.  It
+ * gives 1/f' at the root without a division: f' has a simple zero at the top
+ * of the branch, where s does too, and f'/sqrt(a) tends to 2 at a = 0. */
+static const float SSIN_G_F[9] = {
+    0x1.b85674p-2f,  0x1.c3e64p-4f,  -0x1.0df9bap-4f, 0x1.5c9ec2p-5f,   -0x1.cee6fcp-6f,
+    0x1.24d31cp-6f,  -0x1.3341f2p-7f, 0x1.b5b36ap-9f, -0x1.2b0dfp-11f,
+};
+
+/* 1/f' from SSIN_G_F and two approximate reciprocal square roots: relative
+ * error within 2^-21, a factor 2 to spare.  Taken at the root rather than at
+ * the starting point, it changes the Newton error by a term of the same
+ * order as SSIN_NEWTON_C covers. */
+#define SSIN_INV_ERR_DQ 0x1p-20
+
+static inline INVDL_AVX2_BODY __m128 ssin_forward_half(__m256d a, int shift, int *undecided)
+{
+    __m256d u = _mm256_mul_pd(a, a);
+    __m256d p = _mm256_fmadd_pd(_mm256_mul_pd(u, u), invdl_horner_pd(SSIN_R, 7, u), u);
+    return invdl_round_rel_pd(p, (long long)(SSIN_FWD_ERR * 0x1p53), shift, undecided);
+}
+
+static inline INVDL_AVX2_BODY __m256 ssin_forward_body(__m256 x, int *fix, int *outside)
+{
+    __m256 a = invdl_abs_ps(x);
+    int out = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(INVDL_SSIN_XMAX), _CMP_NLE_UQ));
+    int undecided = out | invdl_tiny_lanes(a);
+    __m128 r0 = ssin_forward_half(invdl_lo_pd(a), 0, &undecided);
+    __m128 r1 = ssin_forward_half(invdl_hi_pd(a), 4, &undecided);
+    *outside |= out;
+    *fix = undecided;
+    return _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
+}
+
+static inline INVDL_AVX2_BODY __m128 ssin_inverse_half(__m256d a, __m256d x0, __m256d inv_fp,
+                                                      int shift, int *undecided)
+{
+    __m256d u0 = _mm256_mul_pd(x0, x0);
+    __m256d f0 = _mm256_fmadd_pd(_mm256_mul_pd(u0, u0), invdl_estrin_pd(SSIN_R, 7, u0), u0);
+    __m256d step = _mm256_mul_pd(_mm256_sub_pd(f0, a), inv_fp);
+    __m256d x1 = _mm256_sub_pd(x0, step);
+    __m256d abs_step = _mm256_andnot_pd(_mm256_set1_pd(-0.0), step);
+    /* kernels.h's bound, plus the float derivative's error times the step. */
+    __m256d f_err = _mm256_fmadd_pd(_mm256_set1_pd(SSIN_NEWTON_C), _mm256_mul_pd(step, step),
+                                    _mm256_mul_pd(_mm256_set1_pd(SSIN_INV_ERR_F), a));
+    __m256d err = _mm256_fmadd_pd(
+        _mm256_set1_pd(SSIN_INV_ERR_X), x1,
+        _mm256_fmadd_pd(_mm256_set1_pd(SSIN_INV_ERR_D + SSIN_INV_ERR_DQ), abs_step,
+                        _mm256_mul_pd(f_err, inv_fp)));
+    return invdl_round_pd(x1, err, shift, undecided);
+}
+
+/* Phase 1: the starting point and 1/f' in float, both from s and sqrt(a). */
+static inline INVDL_AVX2_BODY void ssin_inverse_start(__m256 y, invdl_start8 *st, int *fix,
+                                                      int *outside)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 a = invdl_abs_ps(y);
+    __m256 in_range = _mm256_cmp_ps(a, _mm256_set1_ps(INVDL_SSIN_YMAX), _CMP_LE_OQ);
+    __m256 zero = _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ);
+    int out = ~_mm256_movemask_ps(in_range) & 0xff;
+    /* Subnormal and tiny y, beyond the approximate square roots' range, go
+     * to the scalar path too. */
+    int tiny = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ));
+    /* Lanes out of range or zero compute on 1 and are replaced later. */
+    a = _mm256_blendv_ps(one, a, _mm256_andnot_ps(zero, in_range));
+
+    const float y_lo = (float)(SSIN_Y_HI - (double)INVDL_SSIN_YMAX);
+    __m256 gap = _mm256_add_ps(_mm256_sub_ps(_mm256_set1_ps(INVDL_SSIN_YMAX), a),
+                               _mm256_set1_ps(y_lo));
+    __m256 s2 = _mm256_mul_ps(gap, _mm256_set1_ps((float)(1.0 / SSIN_Y_HI)));
+    __m256 inv_sqrt_a = invdl_rsqrt_ps(a), inv_s = invdl_rsqrt_ps(s2);
+    __m256 s = _mm256_mul_ps(s2, inv_s);
+    __m256 x0 = _mm256_mul_ps(_mm256_mul_ps(a, inv_sqrt_a), invdl_estrin_ps(SSIN_H_F, 9, s));
+    st->a = a;
+    st->x0 = _mm256_min_ps(x0, _mm256_set1_ps((float)SSIN_X_CLAMP));
+    st->inv_fp = _mm256_mul_ps(_mm256_mul_ps(inv_sqrt_a, inv_s), invdl_estrin_ps(SSIN_G_F, 9, s));
+    st->keep = zero;
+    *outside |= out;
+    *fix |= (out | tiny) & ~_mm256_movemask_ps(zero);
+}
+
+/* Phase 2: one Newton step in double and the rounding decision. */
+static inline INVDL_AVX2_BODY __m256 ssin_inverse_finish(__m256 y, const invdl_start8 *st, int *fix)
+{
+    int undecided = 0;
+    __m128 r0 = ssin_inverse_half(invdl_lo_pd(st->a), invdl_lo_pd(st->x0), invdl_lo_pd(st->inv_fp),
+                                  0, &undecided);
+    __m128 r1 = ssin_inverse_half(invdl_hi_pd(st->a), invdl_hi_pd(st->x0), invdl_hi_pd(st->inv_fp),
+                                  4, &undecided);
+    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(y));
+    *fix |= undecided & ~_mm256_movemask_ps(st->keep);
+    return _mm256_blendv_ps(r, y, st->keep);
+}
+
+INVDL_AVX2 invdl_status invdl_ssin_forward_avx2(size_t n, const float *x, float *y)
+{
+    if (invdl_bad_arrays(n, x, y))
+        return INVDL_EINVAL;
+    int outside = invdl_run8(n, x, y, ssin_forward_body, invdl_ssin_forward1);
+    return outside ? INVDL_EDOMAIN : INVDL_OK;
+}
+
+INVDL_AVX2 invdl_status invdl_ssin_inverse_avx2(size_t n, const float *y, float *x)
+{
+    if (invdl_bad_arrays(n, y, x))
+        return INVDL_EINVAL;
+    int outside = invdl_run_split(n, y, x, ssin_inverse_start, ssin_inverse_finish,
+                                  invdl_ssin_inverse1);
+    return outside ? INVDL_EDOMAIN : INVDL_OK;
+}
+
+#endif /* INVDL_HAVE_AVX2 */

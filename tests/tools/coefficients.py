@@ -62,7 +62,7 @@ def sinc_u(u):
 U = mp.mpf("4.12")
 # S(u) = sin(x)/x = 1 + u R(u)
 R = lambda u: (sinc_u(u) - 1) / u if u != 0 else mp.mpf(-1) / 6
-cs = fit(R, 0, U, 7)
+cs = fit(R, 0, U, 6)
 S_approx = lambda u: 1 + u * horner(cs, u)
 emit("SSIN_R", cs, "sin(x)/x = 1 + u*R(u), u = x^2 in [0, 4.12]: log2 rel err %.1f"
      % worst(sinc_u, S_approx, mp.mpf(0), U, True))
@@ -115,7 +115,7 @@ mp.mp.prec = 160
 L = mp.log(2) / 2
 E1 = lambda r: mp.expm1(r) / r if r != 0 else mp.mpf(1)
 P = lambda r: (E1(r) - 1) / r if r != 0 else mp.mpf(1) / 2
-cs = fit(P, -L, L, 9)
+cs = fit(P, -L, L, 8)
 emit("EXPM1_P", cs, "expm1(r)/r = 1 + r*P(r), |r| <= ln2/2: log2 rel err %.1f"
      % worst(E1, lambda r: 1 + r * horner(cs, r), -L, L, True))
 
@@ -143,5 +143,114 @@ for i in range(8):
     w = worst(lambda d: h(lo + d), lambda d: horner(cs, d), mp.mpf(0), hi - lo, False, 200)
     wall = max(wall, w)
     print("    {" + ", ".join(c.hex() for c in cs) + "},")
+print("};")
+print("/* log2 abs err %.1f */" % wall)
+
+
+def short_hex(f):
+    """A float's hex literal with the mantissa's trailing zeros trimmed."""
+    h = float(f).hex()
+    mant, exp = h.split("p")
+    if "." in mant:
+        mant = mant.rstrip("0").rstrip(".")
+    return mant + "p" + exp
+
+
+# Float versions for the SIMD paths' starting points (evaluated in float,
+# refined by a Newton step in double, so 2^-22 or so is all they need).
+def emit_float(name, cs, comment):
+    print("/* %s */" % comment)
+    print("static const float %s[%d] = {" % (name, len(cs)))
+    for c in cs:
+        f = float(mp.mpf(c))
+        import struct
+        f = struct.unpack('f', struct.pack('f', f))[0]
+        print("    %sf," % short_hex(f))
+    print("};")
+
+
+def to_float(c):
+    import struct
+    return struct.unpack('f', struct.pack('f', float(c)))[0]
+
+
+mp.mp.prec = 100
+cs = [to_float(c) for c in fit(H, 0, 1, 8)]
+emit_float("SSIN_H_F", cs, "SSIN_H for float evaluation, degree 8: log2 abs err %.1f"
+           % worst(H, lambda s: horner(cs, s), mp.mpf(0), mp.mpf(1), False, 400))
+mp.mp.prec = 160
+cs = [to_float(c) for c in fit(D, 0, U, 8)]
+emit_float("SSIN_D_F", cs, "SSIN_D for float evaluation, degree 8: log2 abs err %.1f"
+           % worst(D, lambda u: horner(cs, u), mp.mpf(0), U, False))
+mp.mp.prec = 80
+print("/* ABSTANH_H for float evaluation, transposed: [coefficient][piece] */")
+rows = [[0.0] * 8 for _ in range(7)]
+wall = -999
+for i in range(8):
+    lo = TOP * i / 8
+    hi = TOP * (i + 1) / 8
+    cs = [to_float(c) for c in fit(lambda d: h(lo + d), 0, hi - lo, 6)]
+    w = worst(lambda d: h(lo + d), lambda d: horner(cs, d), mp.mpf(0), hi - lo, False, 200)
+    wall = max(wall, w)
+    for j in range(7):
+        rows[j][i] = cs[j]
+print("static const float ABSTANH_H_F[7][8] = {")
+for j in range(7):
+    print("    {" + ", ".join("%sf" % short_hex(v) for v in rows[j]) + "},")
+print("};")
+print("/* log2 abs err %.1f */" % wall)
+
+
+# 1/f'(x) at the root, for the signed sin inverse's Newton step without a
+# division: s*sqrt(a)/f'(x(a)) is analytic on s in [0, 1] (f' has a simple
+# zero at the top of the branch, where s does too, and f'/sqrt(a) tends to 2
+# at a = 0).
+mp.mp.prec = 100
+
+
+def ginv(s):
+    a = Y * (1 - s * s)
+    if s == 0:
+        # f' ~ -f''(T) (T - x) and T - x ~ s sqrt(2Y/|f''(T)|)
+        f2 = 2 * mp.cos(T) - T * mp.sin(T)
+        return mp.sqrt(Y) / (-f2 * mp.sqrt(2 * Y / -f2))
+    if a == 0:
+        return mp.mpf(1) / 2
+    x = ssin_inv(a)
+    return s * mp.sqrt(a) / (mp.sin(x) + x * mp.cos(x))
+
+
+cs = [to_float(c) for c in fit(ginv, 0, 1, 8)]
+emit_float("SSIN_G_F", cs, "s*sqrt(a)/f'(x) in s on [0, 1], float, degree 8: log2 abs err %.1f"
+           % worst(ginv, lambda s: horner(cs, s), mp.mpf(0), mp.mpf(1), False, 400))
+
+
+# dx/dt for x*tanh(x) = t^2, on ABSTANH_H's pieces: 1/f'(x) = (dx/dt)/(2t),
+# the abs-tanh inverse's Newton step without a division.
+mp.mp.prec = 80
+
+
+def dxdt(t):
+    if t == 0:
+        return mp.mpf(1)
+    x = tanh_inv(t * t)
+    th = mp.tanh(x)
+    return 2 * t / (th + x * (1 - th * th))
+
+
+rows = [[0.0] * 8 for _ in range(7)]
+wall = -999
+for i in range(8):
+    lo = TOP * i / 8
+    hi = TOP * (i + 1) / 8
+    cs = [to_float(c) for c in fit(lambda d: dxdt(lo + d), 0, hi - lo, 6)]
+    w = worst(lambda d: dxdt(lo + d), lambda d: horner(cs, d), mp.mpf(0), hi - lo, False, 200)
+    wall = max(wall, w)
+    for j in range(7):
+        rows[j][i] = cs[j]
+print("/* dx/dt for x*tanh(x) = t^2, float, transposed: [coefficient][piece] */")
+print("static const float ABSTANH_DX_F[7][8] = {")
+for j in range(7):
+    print("    {" + ", ".join("%sf" % short_hex(v) for v in rows[j]) + "},")
 print("};")
 print("/* log2 abs err %.1f */" % wall)

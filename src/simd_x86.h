@@ -1,0 +1,261 @@
+/*
+ * simd_x86.h - AVX2+FMA building blocks shared by the kernels' SIMD paths.
+ *
+ * Every function here carries INVDL_AVX2, so the library itself needs no
+ * -mavx2: the public functions call these paths only after checking the CPU
+ * (dispatch.c).  The paths handle 8 floats at a time, evaluate in double
+ * (two halves of 4) where correct rounding needs it, and hand the rare
+ * undecided or special lanes to the scalar per-element functions.
+ */
+#ifndef INVDL_SIMD_X86_H
+#define INVDL_SIMD_X86_H
+
+#include "kernels.h"
+
+#if INVDL_HAVE_AVX2
+
+#include <immintrin.h>
+#include <string.h>
+
+#define INVDL_AVX2 __attribute__((__target__("avx2,fma")))
+/* For the vector bodies, which must inline into invdl_run8(). */
+#define INVDL_AVX2_BODY INVDL_AVX2 __attribute__((__always_inline__))
+
+INVDL_AVX2 static inline __m256d invdl_horner_pd(const double *c, int n, __m256d t)
+{
+    __m256d acc = _mm256_set1_pd(c[n - 1]);
+#pragma GCC unroll 16
+    for (int i = n - 2; i >= 0; i--)
+        acc = _mm256_fmadd_pd(acc, t, _mm256_set1_pd(c[i]));
+    return acc;
+}
+
+/* The same polynomial by Estrin's scheme: more operations, but a dependency
+ * chain of log2(n) steps instead of n, which lets the CPU overlap the
+ * lanes' work.  n <= 16. */
+INVDL_AVX2 static inline __m256d invdl_estrin_pd(const double *c, int n, __m256d t)
+{
+    __m256d v[8];
+    int m = n / 2;
+#pragma GCC unroll 8
+    for (int i = 0; i < m; i++)
+        v[i] = _mm256_fmadd_pd(_mm256_set1_pd(c[2 * i + 1]), t, _mm256_set1_pd(c[2 * i]));
+    if (n % 2)
+        v[m++] = _mm256_set1_pd(c[n - 1]);
+    __m256d power = _mm256_mul_pd(t, t);
+#pragma GCC unroll 4
+    while (m > 1) {
+#pragma GCC unroll 4
+        for (int i = 0; i < m / 2; i++)
+            v[i] = _mm256_fmadd_pd(v[2 * i + 1], power, v[2 * i]);
+        if (m % 2)
+            v[m / 2] = v[m - 1];
+        m = (m + 1) / 2;
+        power = _mm256_mul_pd(power, power);
+    }
+    return v[0];
+}
+
+INVDL_AVX2 static inline __m256 invdl_estrin_ps(const float *c, int n, __m256 t)
+{
+    __m256 v[8];
+    int m = n / 2;
+#pragma GCC unroll 8
+    for (int i = 0; i < m; i++)
+        v[i] = _mm256_fmadd_ps(_mm256_set1_ps(c[2 * i + 1]), t, _mm256_set1_ps(c[2 * i]));
+    if (n % 2)
+        v[m++] = _mm256_set1_ps(c[n - 1]);
+    __m256 power = _mm256_mul_ps(t, t);
+#pragma GCC unroll 4
+    while (m > 1) {
+#pragma GCC unroll 4
+        for (int i = 0; i < m / 2; i++)
+            v[i] = _mm256_fmadd_ps(v[2 * i + 1], power, v[2 * i]);
+        if (m % 2)
+            v[m / 2] = v[m - 1];
+        m = (m + 1) / 2;
+        power = _mm256_mul_ps(power, power);
+    }
+    return v[0];
+}
+
+INVDL_AVX2 static inline __m256 invdl_horner_ps(const float *c, int n, __m256 t)
+{
+    __m256 acc = _mm256_set1_ps(c[n - 1]);
+#pragma GCC unroll 16
+    for (int i = n - 2; i >= 0; i--)
+        acc = _mm256_fmadd_ps(acc, t, _mm256_set1_ps(c[i]));
+    return acc;
+}
+
+INVDL_AVX2 static inline __m256d invdl_lo_pd(__m256 v)
+{
+    return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+}
+
+INVDL_AVX2 static inline __m256d invdl_hi_pd(__m256 v)
+{
+    return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+
+/* The rounding decision of kernels.h for 4 lanes: returns p rounded to float
+ * where p - err and p + err round alike, and sets the bits of *undecided
+ * (starting at bit `shift`) for the lanes where they do not, NaN included. */
+INVDL_AVX2 static inline __m128 invdl_round_pd(__m256d p, __m256d err, int shift, int *undecided)
+{
+    __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(p, err));
+    __m128 hi = _mm256_cvtpd_ps(_mm256_add_pd(p, err));
+    *undecided |= _mm_movemask_ps(_mm_cmp_ps(lo, hi, _CMP_NEQ_UQ)) << shift;
+    return lo;
+}
+
+/* The same decision for a fixed relative bound, in integer arithmetic: p is
+ * within m ulps of double of a rounding midpoint of float exactly when the
+ * 29 bits below float's last one are within m of 0x10000000.  For p whose
+ * float lies in the normal range (the caller flags the others); m is the
+ * relative bound E times 2^53 (E*p < E*2^(e+1) = (E*2^53) ulp(p)). */
+INVDL_AVX2 static inline __m128 invdl_round_rel_pd(__m256d p, long long m, int shift,
+                                                   int *undecided)
+{
+    /* low - (0x10000000 - m) lies in [0, 2m) exactly when low + bias lies
+     * in [2^63 - 2m, 2^63), the top of the signed range: one compare. */
+    const long long bias = (long long)(0x7fffffffffffffffULL - (unsigned long long)(2 * m) + 1) -
+                           (0x10000000 - m);
+    __m256i low = _mm256_and_si256(_mm256_castpd_si256(p), _mm256_set1_epi64x(0x1fffffff));
+    __m256i near = _mm256_cmpgt_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(bias)),
+                                      _mm256_set1_epi64x(0x7fffffffffffffffLL - 2 * m));
+    *undecided |= _mm256_movemask_pd(_mm256_castsi256_pd(near)) << shift;
+    return _mm256_cvtpd_ps(p);
+}
+
+/* Lanes whose x*|x|-like result may fall below the normal range, where
+ * invdl_round_rel_pd() does not apply: 0 < |x| < 2^-62. */
+INVDL_AVX2 static inline int invdl_tiny_lanes(__m256 a)
+{
+    __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-62f), _CMP_LT_OQ),
+                                _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_OQ));
+    return _mm256_movemask_ps(tiny);
+}
+
+/* 1/sqrt(a) for 2^-100 < a < 2^100 from the hardware's 12-bit estimate and
+ * one Newton step: relative error below 2^-22, far cheaper than a square
+ * root and a division; the inverses' starting points need no more. */
+INVDL_AVX2 static inline __m256 invdl_rsqrt_ps(__m256 a)
+{
+    __m256 r = _mm256_rsqrt_ps(a);
+    __m256 half_ar = _mm256_mul_ps(_mm256_mul_ps(a, r), _mm256_set1_ps(0.5f));
+    /* r (3 - a r^2) / 2 */
+    return _mm256_fnmadd_ps(half_ar, _mm256_mul_ps(r, r), _mm256_mul_ps(r, _mm256_set1_ps(1.5f)));
+}
+
+INVDL_AVX2 static inline __m256 invdl_join_ps(__m128 lo, __m128 hi)
+{
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+/* The unsigned magnitude and the sign bit of 8 floats. */
+INVDL_AVX2 static inline __m256 invdl_abs_ps(__m256 v)
+{
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
+
+INVDL_AVX2 static inline __m256 invdl_sign_ps(__m256 v)
+{
+    return _mm256_and_ps(_mm256_set1_ps(-0.0f), v);
+}
+
+/* Runs a vector body over n floats: full blocks of 8 straight from memory,
+ * the tail through a zero-padded buffer.  body(in, out) computes 8 results
+ * into out (an 8-float buffer) and returns a lane mask of results to be
+ * replaced by the scalar function fix(in[k]) and a flag for the status. */
+typedef __m256 (*invdl_body8)(__m256 in, int *fix_lanes, int *outside);
+
+INVDL_AVX2 static inline int invdl_run8(size_t n, const float *in, float *out, invdl_body8 body,
+                                        float (*fix)(float))
+{
+    int outside = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(in + i);
+        int lanes = 0;
+        __m256 r = body(v, &lanes, &outside);
+        if (lanes) {
+            float src[8], dst[8];
+            _mm256_storeu_ps(src, v);
+            _mm256_storeu_ps(dst, r);
+            for (int k = 0; k < 8; k++)
+                if (lanes >> k & 1)
+                    dst[k] = fix(src[k]);
+            r = _mm256_loadu_ps(dst);
+        }
+        _mm256_storeu_ps(out + i, r);
+    }
+    if (i < n) {
+        float src[8] = {0}, dst[8];
+        size_t rest = n - i;
+        memcpy(src, in + i, rest * sizeof *src);
+        int lanes = 0;
+        __m256 r = body(_mm256_loadu_ps(src), &lanes, &outside);
+        _mm256_storeu_ps(dst, r);
+        for (size_t k = 0; k < rest; k++)
+            if (lanes >> k & 1)
+                dst[k] = fix(src[k]);
+        memcpy(out + i, dst, rest * sizeof *dst);
+    }
+    return outside;
+}
+
+/* A two-phase runner for the inverses.  Phase 1 computes, in float, a
+ * starting point and its derivative for a block of up to 64 inputs; phase 2
+ * refines them in double.  Split this way, each loop carries short
+ * dependency chains that the CPU overlaps across iterations, where one long
+ * chain per vector would leave it waiting. */
+typedef struct invdl_start8 {
+    __m256 a;      /* |input|, sanitized for the arithmetic */
+    __m256 x0;     /* starting point */
+    __m256 inv_fp; /* 1/f' near the root */
+    __m256 keep;   /* lanes whose result is the input itself */
+} invdl_start8;
+
+typedef void (*invdl_phase1)(__m256 in, invdl_start8 *st, int *fix, int *outside);
+typedef __m256 (*invdl_phase2)(__m256 in, const invdl_start8 *st, int *fix);
+
+#define INVDL_BLOCK 64
+
+INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *out,
+                                             invdl_phase1 first, invdl_phase2 second,
+                                             float (*fix)(float))
+{
+    int outside = 0;
+    for (size_t i = 0; i < n; i += INVDL_BLOCK) {
+        size_t len = n - i < INVDL_BLOCK ? n - i : INVDL_BLOCK;
+        size_t vecs = (len + 7) / 8;
+        float src[INVDL_BLOCK];
+        invdl_start8 st[INVDL_BLOCK / 8];
+        int lanes[INVDL_BLOCK / 8];
+        /* A copy of the inputs: out may be in, and the fix-ups need them. */
+        memcpy(src, in + i, len * sizeof *src);
+        if (len < INVDL_BLOCK)
+            memset(src + len, 0, (INVDL_BLOCK - len) * sizeof *src);
+        for (size_t v = 0; v < vecs; v++) {
+            lanes[v] = 0;
+            first(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v], &outside);
+        }
+        float dst[INVDL_BLOCK];
+        int any = 0;
+        for (size_t v = 0; v < vecs; v++) {
+            _mm256_storeu_ps(dst + 8 * v, second(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v]));
+            any |= lanes[v];
+        }
+        if (any)
+            for (size_t k = 0; k < len; k++)
+                if (lanes[k / 8] >> (k % 8) & 1)
+                    dst[k] = fix(src[k]);
+        memcpy(out + i, dst, len * sizeof *dst);
+    }
+    return outside;
+}
+
+#endif /* INVDL_HAVE_AVX2 */
+
+#endif /* INVDL_SIMD_X86_H */
