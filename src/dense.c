@@ -271,12 +271,9 @@ static double dense_gain(const invdl_params *p, int inverse, size_t batch, const
     const dense_cache *c = p->cache;
     double slope = inverse ? c->norm : c->inv_norm;
     double worst = 0.0;
-    for (size_t s = 0; s < batch; s++) {
-        double g = slope * invdl_norm_ratio(p->width, in + s * p->width, out + s * p->width);
-        if (g > worst || g != g)
-            worst = g;
-    }
-    return worst != worst ? (double)INFINITY : worst;
+    for (size_t s = 0; s < batch; s++)
+        worst = invdl_gain_update(worst, slope, p->width, in + s * p->width, out + s * p->width);
+    return worst;
 }
 
 const invdl_layer_ops invdl_dense_ops = {
@@ -284,6 +281,19 @@ const invdl_layer_ops invdl_dense_ops = {
     dense_count, dense_valid, dense_cache_new, dense_cache_free, dense_prepare,
     dense_apply, dense_backward, dense_log_det, dense_gain, NULL,
 };
+
+/* rows k.. of the n-column matrix m -= 2 v (v^T m), columns from j0 on:
+ * the Householder reflection I - 2 v v^T, v of unit norm and 0 above k. */
+static void reflect(const double *v, size_t k, double *m, size_t n, size_t j0)
+{
+    for (size_t j = j0; j < n; j++) {
+        double dot = 0.0;
+        for (size_t i = k; i < n; i++)
+            dot += v[i] * m[i * n + j];
+        for (size_t i = k; i < n; i++)
+            m[i * n + j] -= 2.0 * v[i] * dot;
+    }
+}
 
 /* Q of the Householder QR of a, with Q's columns multiplied by the signs
  * of R's diagonal, written to q.  a is overwritten; v holds n*n doubles. */
@@ -310,13 +320,7 @@ static void orthogonal_from(double *a, double *v, double *q, size_t n)
         vnorm = sqrt(vnorm);
         for (size_t i = k; i < n; i++)
             vk[i] /= vnorm;
-        for (size_t j = k; j < n; j++) {
-            double dot = 0.0;
-            for (size_t i = k; i < n; i++)
-                dot += vk[i] * a[i * n + j];
-            for (size_t i = k; i < n; i++)
-                a[i * n + j] -= 2.0 * vk[i] * dot;
-        }
+        reflect(vk, k, a, n, k);
     }
     /* Q = H_0 H_1 ... H_{n-1}: apply the reflections to the identity from
      * the last one, scaling Q's columns by the signs at the end (a holds
@@ -327,16 +331,8 @@ static void orthogonal_from(double *a, double *v, double *q, size_t n)
         q[i] = 0.0;
     for (size_t i = 0; i < n; i++)
         q[i * n + i] = 1.0;
-    for (size_t k = n; k-- > 0;) {
-        const double *vk = v + k * n;
-        for (size_t j = 0; j < n; j++) {
-            double dot = 0.0;
-            for (size_t i = k; i < n; i++)
-                dot += vk[i] * q[i * n + j];
-            for (size_t i = k; i < n; i++)
-                q[i * n + j] -= 2.0 * vk[i] * dot;
-        }
-    }
+    for (size_t k = n; k-- > 0;)
+        reflect(v + k * n, k, q, n, 0);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             q[i * n + j] *= a[j];

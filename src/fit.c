@@ -358,11 +358,7 @@ invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float 
 /* Gathers the model's parameters into dst. */
 static void gather(const trainer *t, float *dst)
 {
-    for (size_t b = 0; b < t->nblocks; b++) {
-        if (t->blocks[b]->count > 0)
-            memcpy(dst, t->blocks[b]->values, t->blocks[b]->count * sizeof *dst);
-        dst += t->blocks[b]->count;
-    }
+    invdl_params_gather(t->blocks, t->nblocks, dst);
 }
 
 /* One SGD step from the parameters in cur to next. */

@@ -206,6 +206,15 @@ invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks
     return INVDL_OK;
 }
 
+void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst)
+{
+    for (size_t b = 0; b < nblocks; b++) {
+        if (blocks[b]->count > 0)
+            memcpy(dst, blocks[b]->values, blocks[b]->count * sizeof *dst);
+        dst += blocks[b]->count;
+    }
+}
+
 /* ---- public accessors --------------------------------------------------- */
 
 invdl_layer_kind invdl_layer_kind_of(const invdl_layer *layer)
@@ -326,7 +335,7 @@ done:
 
 /* ---- helpers for the elementwise kinds -------------------------------- */
 
-double invdl_row_max_abs(size_t width, const float *v)
+static double row_max_abs(size_t width, const float *v)
 {
     double m = 0.0;
     for (size_t j = 0; j < width; j++) {
@@ -337,12 +346,18 @@ double invdl_row_max_abs(size_t width, const float *v)
     return m;
 }
 
-double invdl_norm_ratio(size_t width, const float *in, const float *out)
+double invdl_gain_update(double worst, double slope, size_t width, const float *in,
+                         const float *out)
 {
-    double ni = invdl_row_max_abs(width, in), no = invdl_row_max_abs(width, out);
-    if (no == 0.0)
-        return ni == ni ? 1.0 : (double)INFINITY;
-    return ni == 0.0 ? (double)INFINITY : no / ni;
+    /* |out|/|in| is 1 when both are 0, infinite for a NaN or a 0 input with
+     * a nonzero output. */
+    double ni = row_max_abs(width, in), no = row_max_abs(width, out);
+    double ratio = no == 0.0 ? (ni == ni ? 1.0 : (double)INFINITY)
+                             : (ni == 0.0 ? (double)INFINITY : no / ni);
+    double g = slope * ratio;
+    if (g != g)
+        return (double)INFINITY;
+    return g > worst ? g : worst;
 }
 
 static const invdl_elementwise *elementwise_of(const invdl_params *p)
@@ -422,9 +437,7 @@ double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, 
             if (d > slope || d != d)
                 slope = d;
         }
-        double g = slope * invdl_norm_ratio(width, i_row, o_row);
-        if (g > worst || g != g)
-            worst = g;
+        worst = invdl_gain_update(worst, slope, width, i_row, o_row);
     }
-    return worst != worst ? (double)INFINITY : worst;
+    return worst;
 }

@@ -108,6 +108,15 @@ invdl_status invdl_params_assign(invdl_params *p, const float *values);
 invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks,
                                      const float *values);
 
+/* Copies the blocks' values back to back into dst. */
+void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst);
+
+/* max(worst, slope * |out|_inf / |in|_inf) for one sample of `width`
+ * floats, infinite when that is NaN: how the kinds' gain operations
+ * combine samples. */
+double invdl_gain_update(double worst, double slope, size_t width, const float *in,
+                         const float *out);
+
 /* Runs one layer in its own direction (inverse == 0) or the other one. */
 static inline invdl_status invdl_layer_run(const invdl_layer *l, int other, size_t batch,
                                            const float *in, float *out, double *scratch)
@@ -140,11 +149,6 @@ invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, cons
 double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                               const float *out);
 
-/* max_j |v[j]| over width floats. */
-double invdl_row_max_abs(size_t width, const float *v);
-
-/* |out|_inf / |in|_inf for one sample, 1 when both are 0. */
-double invdl_norm_ratio(size_t width, const float *in, const float *out);
 
 #endif /* INVDL_LAYER_H */
 

@@ -115,11 +115,9 @@ static double mprelu_gain(const invdl_params *p, int inverse, size_t batch, cons
                     slope = d;
             }
         }
-        double g = slope * invdl_norm_ratio(width, i_row, o_row);
-        if (g > worst || g != g)
-            worst = g;
+        worst = invdl_gain_update(worst, slope, width, i_row, o_row);
     }
-    return worst != worst ? (double)INFINITY : worst;
+    return worst;
 }
 
 const invdl_layer_ops invdl_mprelu_ops = {

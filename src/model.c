@@ -227,34 +227,37 @@ size_t invdl_model_param_count(const invdl_model *model)
     return total;
 }
 
-invdl_status invdl_model_get_params(const invdl_model *model, size_t count, float *values)
+/* Copies every parameter out (values_out) or in (values_in). */
+static invdl_status model_params(const invdl_model *model, size_t count, float *values_out,
+                                 const float *values_in)
 {
+    const void *values = values_out != NULL ? (const void *)values_out : (const void *)values_in;
     if (model == NULL || count != invdl_model_param_count(model) || (count > 0 && values == NULL))
         return INVDL_EINVAL;
     invdl_params **blocks;
     size_t nblocks;
     if (invdl_model_blocks(model, &blocks, &nblocks) != INVDL_OK)
         return INVDL_ENOMEM;
-    for (size_t b = 0; b < nblocks; b++) {
-        if (blocks[b]->count > 0)
-            memcpy(values, blocks[b]->values, blocks[b]->count * sizeof *values);
-        values += blocks[b]->count;
-    }
+    invdl_status st = INVDL_OK;
+    if (values_out != NULL)
+        invdl_params_gather(blocks, nblocks, values_out);
+    else
+        st = invdl_params_assign_all(blocks, nblocks, values_in);
     invdl_free(blocks);
-    return INVDL_OK;
+    return st;
+}
+
+invdl_status invdl_model_get_params(const invdl_model *model, size_t count, float *values)
+{
+    if (values == NULL && count > 0)
+        return INVDL_EINVAL;
+    return model_params(model, count, values, NULL);
 }
 
 invdl_status invdl_model_set_params(invdl_model *model, size_t count, const float *values)
 {
-    if (model == NULL || count != invdl_model_param_count(model) || (count > 0 && values == NULL))
-        return INVDL_EINVAL;
-    invdl_params **blocks;
-    size_t nblocks;
-    if (invdl_model_blocks(model, &blocks, &nblocks) != INVDL_OK)
-        return INVDL_ENOMEM;
-    invdl_status st = invdl_params_assign_all(blocks, nblocks, values);
-    invdl_free(blocks);
-    return st;
+    static const float none[1] = {0.0f};
+    return model_params(model, count, NULL, values != NULL || count > 0 ? values : none);
 }
 
 /* ---- round trips --------------------------------------------------------- */

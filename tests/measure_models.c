@@ -55,21 +55,32 @@ fail:
     return NULL;
 }
 
+static void sort(float *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            float t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+}
+
 static void round_trips(void)
 {
     static float x[SAMPLES * WIDTH];
     fill(x, SAMPLES * WIDTH, -1.0, 1.0);
     printf("1. Round trips, width %d, %d samples uniform in [-1, 1], 20 seeds each\n", WIDTH,
            SAMPLES);
-    printf("   %-38s %14s %14s %14s\n", "model", "fwd median", "fwd worst", "bwd worst");
+    printf("   %-34s %11s %11s %11s %11s\n", "model", "fwd median", "fwd worst", "bwd median",
+           "bwd worst");
     static const struct { size_t blocks, tanh_every; const char *name; } cases[] = {
         {3, 0, "3 dense+mprelu blocks"},
         {3, 3, "3 blocks + 1 abs-tanh"},
         {12, 3, "12 blocks + 4 abs-tanh (SPEC 2)"},
-        {24, 3, "24 blocks + 8 abs-tanh"},
+        {24, 0, "24 dense+mprelu blocks"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        float fwd[20], worst_bwd = 0.0f;
+        float fwd[20], bwd[20];
         for (int s = 0; s < 20; s++) {
             invdl_model *m = build(cases[c].blocks, cases[c].tanh_every, 1000u * (uint64_t)s);
             invdl_roundtrip r;
@@ -79,21 +90,13 @@ static void round_trips(void)
                 return;
             }
             fwd[s] = r.forward_error;
-            worst_bwd = r.backward_error > worst_bwd ? r.backward_error : worst_bwd;
+            bwd[s] = r.backward_error;
             invdl_model_free(m);
         }
-        float worst_fwd = 0.0f;
-        for (int i = 0; i < 20; i++) {
-            for (int j = i + 1; j < 20; j++)
-                if (fwd[j] < fwd[i]) {
-                    float t = fwd[i];
-                    fwd[i] = fwd[j];
-                    fwd[j] = t;
-                }
-        }
-        worst_fwd = fwd[19];
-        printf("   %-38s %14.3g %14.3g %14.3g\n", cases[c].name, (double)fwd[10],
-               (double)worst_fwd, (double)worst_bwd);
+        sort(fwd, 20);
+        sort(bwd, 20);
+        printf("   %-34s %11.3g %11.3g %11.3g %11.3g\n", cases[c].name, (double)fwd[10],
+               (double)fwd[19], (double)bwd[10], (double)bwd[19]);
     }
     printf("   (errors relative to max|x| and max|y|; float epsilon is %.3g)\n\n",
            (double)0x1p-23f);
