@@ -508,11 +508,15 @@ invdl_fit_options invdl_fit_defaults(void);
  *  other than 0 or 1, max_gain NaN or below 1.  epochs 0 trains nothing
  *  and reports the current loss.
  *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument: NULL model or
- *            data, n == 0; model unchanged); INVDL_EDIVERGED (a non-finite
- *            loss or gradient: the parameters are restored to those of the
- *            last batch whose loss was finite, the initial ones if none);
- *            INVDL_ESINGULAR (a step made a dense W numerically singular:
- *            parameters restored likewise); INVDL_ENOMEM (model unchanged).
+ *            data, n == 0; model unchanged); INVDL_EDIVERGED (a batch met a
+ *            non-finite loss or gradient: the parameters are restored to
+ *            the latest of these with a finite loss over all n samples:
+ *            those of the last batch whose loss was finite, those at the
+ *            start of the epoch, the initial ones; the initial ones if
+ *            none is finite, e.g. with NaN data); INVDL_ESINGULAR (a step
+ *            would make a dense W numerically singular: it is not taken,
+ *            the parameters are those of the last step); INVDL_ENOMEM
+ *            (model unchanged).
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras
  *            reports it); after INVDL_EDIVERGED, the non-finite loss. */

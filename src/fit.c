@@ -377,7 +377,7 @@ static void sgd_step(const invdl_fit_options *o, size_t np, const float *cur, co
     }
 }
 
-/* Mean loss of the model on all n samples, for epochs == 0. */
+/* Mean loss of the model on all n samples (epochs == 0, divergence). */
 static invdl_status evaluate(trainer *t, size_t n, const float *x, const float *y, double *loss)
 {
     double sum = 0.0;
@@ -390,6 +390,21 @@ static invdl_status evaluate(trainer *t, size_t n, const float *x, const float *
     }
     *loss = sum / (double)n;
     return INVDL_OK;
+}
+
+/* After a non-finite loss: the latest of the candidate parameter sets
+ * whose loss over all the data is finite, else the first (the initial
+ * parameters, when even those give a non-finite loss: NaN data). */
+static void restore_finite(trainer *t, size_t n, const float *x, const float *y,
+                           const float *const *candidates, size_t count)
+{
+    for (size_t i = count; i-- > 0;) {
+        double loss;
+        (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]);
+        if (evaluate(t, n, x, y, &loss) == INVDL_OK && isfinite(loss))
+            return;
+    }
+    (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[0]);
 }
 
 invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const float *y,
@@ -406,6 +421,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     trainer t;
     size_t *order = NULL;
     float *xb = NULL, *yb = NULL, *velocity = NULL, *initial = NULL, *good = NULL, *next = NULL;
+    float *epoch_start = NULL;
     invdl_status st = trainer_init(&t, model, o, cap);
     if (st != INVDL_OK)
         goto done;
@@ -418,8 +434,9 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     initial = invdl_alloc_array(np, sizeof *initial);
     good = invdl_alloc_array(np, sizeof *good);
     next = invdl_alloc_array(np, sizeof *next);
+    epoch_start = invdl_alloc_array(np, sizeof *epoch_start);
     if (order == NULL || xb == NULL || yb == NULL || velocity == NULL || initial == NULL ||
-        good == NULL || next == NULL)
+        good == NULL || next == NULL || epoch_start == NULL)
         goto done;
     gather(&t, initial);
     memcpy(good, initial, np * sizeof *good);
@@ -440,6 +457,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
             order[j] = tmp;
         }
         double sum = 0.0;
+        gather(&t, epoch_start);
         for (size_t start = 0; start < n && st == INVDL_OK; start += cap) {
             size_t b = n - start < cap ? n - start : cap;
             for (size_t s = 0; s < b; s++) {
@@ -453,20 +471,15 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 st = INVDL_ENOMEM;
                 break;
             }
-            if (!isfinite(loss)) {
-                /* The current parameters gave a non-finite loss: go back to
-                 * those of the last finite one. */
-                (void)invdl_params_assign_all(t.blocks, t.nblocks, good);
-                epoch_loss = loss;
+            if (!isfinite(loss) || !all_finite_doubles(np, t.grad)) {
+                /* The current parameters gave a non-finite loss or
+                 * gradient: go back to parameters that give a finite loss
+                 * on all the data. */
+                epoch_loss = isfinite(loss) ? (double)NAN : loss;
                 st = INVDL_EDIVERGED;
                 break;
             }
             gather(&t, good);
-            if (!all_finite_doubles(np, t.grad)) {
-                epoch_loss = (double)NAN;
-                st = INVDL_EDIVERGED;
-                break;
-            }
             double scale = 1.0;
             if (o->global_clipnorm > 0.0f) {
                 double norm = 0.0;
@@ -479,13 +492,19 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
             sgd_step(o, np, good, t.grad, scale, velocity, next);
             invdl_status a = invdl_params_assign_all(t.blocks, t.nblocks, next);
             if (a != INVDL_OK) {
-                /* Non-finite values, or a singular W: nothing was assigned. */
+                /* Non-finite values (divergence), or a singular W: nothing
+                 * was assigned, the parameters are still those of this
+                 * batch's finite loss. */
                 epoch_loss = a == INVDL_EINVAL ? (double)NAN : loss;
                 st = a == INVDL_EINVAL ? INVDL_EDIVERGED : a;
                 break;
             }
             sum += loss * (double)b;
             steps++;
+        }
+        if (st == INVDL_EDIVERGED) {
+            const float *const candidates[3] = {initial, epoch_start, good};
+            restore_finite(&t, n, x, y, candidates, 3);
         }
         if (st != INVDL_OK)
             break;
@@ -506,6 +525,7 @@ done:
     invdl_free(initial);
     invdl_free(good);
     invdl_free(next);
+    invdl_free(epoch_start);
     trainer_free(&t);
     return st;
 }
