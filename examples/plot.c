@@ -39,7 +39,8 @@ int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "kernels.svg";
     const pair pairs[3] = {
-        {"signed sin  y = x sin|x|", -INVDL_SSIN_XMAX, INVDL_SSIN_XMAX, 2.5, 0.5, 0.0f, 0},
+        {"signed sin  y = x sin|x|", -(double)INVDL_SSIN_XMAX, (double)INVDL_SSIN_XMAX, 2.5, 0.5,
+         0.0f, 0},
         {"abs-tanh  y = |x| tanh x", -3.0, 3.0, 3.0, 1.0, 0.0f, 1},
         {"monotonic PReLU, alpha = 0.25", -2.0, 2.0, 2.0, 0.5, 0.25f, 2},
     };
@@ -67,10 +68,10 @@ int main(int argc, char **argv)
             return 1;
         }
         for (int i = 0; i < POINTS; i++) {
-            dx[i] = x[i];
-            dy[i] = y[i];
-            diy[i] = yi[i];
-            dix[i] = xi[i];
+            dx[i] = (double)x[i];
+            dy[i] = (double)y[i];
+            diy[i] = (double)yi[i];
+            dix[i] = (double)xi[i];
         }
         double diag[2] = {-p->view, p->view};
         svg_panel panel = svg_panel_begin(f, 70 + 370 * k, 70, 300, 300, -p->view, p->view,

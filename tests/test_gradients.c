@@ -59,7 +59,7 @@ static ref_layer ref_of(const invdl_layer *l)
     assert_true(r.width <= MAXW && r.np <= MAXP);
     assert_int_equal(invdl_layer_get_params(l, r.np, tmp), INVDL_OK);
     for (size_t i = 0; i < r.np; i++)
-        r.p[i] = tmp[i];
+        r.p[i] = (double)tmp[i];
     return r;
 }
 
@@ -110,10 +110,10 @@ static void ref_apply(const ref_layer *r, double *v)
         double x = v[j];
         switch (r->kind) {
         case INVDL_LAYER_SSIN:
-            v[j] = r->inverse ? (double)ref_ssin_inv(x) : x * sin(fabs(x));
+            v[j] = r->inverse ? (double)ref_ssin_inv((long double)x) : x * sin(fabs(x));
             break;
         case INVDL_LAYER_ABSTANH:
-            v[j] = r->inverse ? (double)ref_abstanh_inv(x) : fabs(x) * tanh(x);
+            v[j] = r->inverse ? (double)ref_abstanh_inv((long double)x) : fabs(x) * tanh(x);
             break;
         case INVDL_LAYER_MPRELU: {
             double a = fmax(fabs(r->p[j]), (double)r->amin);
@@ -245,7 +245,7 @@ static void check_gradient(invdl_model *m, size_t batch, const float *x, const f
     assert_non_null(xd);
     assert_int_equal(invdl_model_gradient(m, batch, x, y, NULL, &loss, pg, xg), INVDL_OK);
     for (size_t i = 0; i < n; i++)
-        xd[i] = x[i];
+        xd[i] = (double)x[i];
     assert_true(fabs((double)loss - ref_loss(&r, batch, xd, y)) <=
                 1e-5 * ref_loss(&r, batch, xd, y));
 
@@ -472,7 +472,7 @@ static void test_log_det(void **state)
         for (size_t j = 0; j < W; j++) {
             double up[W], down[W], h = 1e-6;
             for (size_t i = 0; i < W; i++)
-                up[i] = down[i] = v0[i] = x[s * W + i];
+                up[i] = down[i] = v0[i] = (double)x[s * W + i];
             up[j] += h;
             down[j] -= h;
             ref_model_apply(&r, up);

@@ -194,10 +194,10 @@ static void test_dense_values(void **state)
     assert_int_equal(invdl_layer_apply(d, B, x, y), INVDL_OK);
     for (size_t b = 0; b < B; b++) {
         for (size_t i = 0; i < W; i++) {
-            long double acc = p[W * W + i], mag = fabsl((long double)p[W * W + i]);
+            long double acc = (long double)p[W * W + i], mag = fabsl((long double)p[W * W + i]);
             for (size_t j = 0; j < W; j++) {
-                acc += (long double)p[i * W + j] * x[b * W + j];
-                mag += fabsl((long double)p[i * W + j] * x[b * W + j]);
+                acc += (long double)p[i * W + j] * (long double)x[b * W + j];
+                mag += fabsl((long double)p[i * W + j] * (long double)x[b * W + j]);
             }
             assert_true(fabs((double)y[b * W + i] - (double)acc) <=
                         0.5 * ulp_of((double)acc) + 1e-14 * (double)mag);
@@ -210,8 +210,8 @@ static void test_dense_values(void **state)
         long double a[W][W + 1];
         for (size_t i = 0; i < W; i++) {
             for (size_t j = 0; j < W; j++)
-                a[i][j] = p[i * W + j];
-            a[i][W] = (long double)y[b * W + i] - p[W * W + i];
+                a[i][j] = (long double)p[i * W + j];
+            a[i][W] = (long double)y[b * W + i] - (long double)p[W * W + i];
         }
         for (size_t k = 0; k < W; k++) {
             size_t piv = k;
