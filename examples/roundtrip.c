@@ -11,7 +11,6 @@
 #include <invdl.h>
 
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -141,13 +140,17 @@ static void abs_tanh_cells(void)
     printf("  max |inverse(forward(x)) - x|: %g\n\n", (double)max_abs_diff(data2, back2, N2));
 }
 
-/* splitmix64, to draw the glorot-uniform alphas reproducibly. */
-static uint64_t next_random(uint64_t *state)
+/* The notebook's create_model: a model of one layer. */
+static invdl_model *create_model(size_t width, invdl_layer *layer)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
+    invdl_model *m = invdl_model_create(width);
+    if (m != NULL && invdl_model_add(m, layer) != INVDL_OK) {
+        invdl_model_free(m);
+        return NULL;
+    }
+    if (m == NULL)
+        invdl_layer_free(layer);
+    return m;
 }
 
 static void prelu_cell(void)
@@ -155,25 +158,35 @@ static void prelu_cell(void)
     enum { WIDTH = 3 };
     const float data[WIDTH] = {-1, 0, 1};
     float alpha[WIDTH], forward[WIDTH], inverted[WIDTH];
-    uint64_t seed = 42;
-    /* glorot_uniform for shape [3]: U(-sqrt(3/3), sqrt(3/3)). */
-    float limit = sqrtf(3.0f / WIDTH);
-    for (int j = 0; j < WIDTH; j++)
-        alpha[j] = limit * (2.0f * (float)(next_random(&seed) >> 40) * 0x1p-24f - 1.0f);
 
     printf("Monotonic PReLU, notebook cell 4: data = [[-1 0 1]]\n");
-    print_floats("alpha (glorot uniform, seed 42):", alpha, WIDTH);
-    if (invdl_mprelu_forward(1, WIDTH, alpha, INVDL_MPRELU_ALPHA_MIN, data, forward) != INVDL_OK ||
-        invdl_mprelu_inverse(1, WIDTH, alpha, INVDL_MPRELU_ALPHA_MIN, forward, inverted) !=
-            INVDL_OK) {
+    /* MonotonicPReLU and InvertedMonotonicPReLU: the inverted layer reads
+     * the forward layer's alpha, it does not copy it. */
+    invdl_layer *forward_layer = invdl_layer_mprelu(WIDTH, 42);
+    invdl_layer *inverted_layer = invdl_layer_inverse(forward_layer);
+    if (forward_layer == NULL || inverted_layer == NULL ||
+        invdl_layer_get_params(forward_layer, WIDTH, alpha) != INVDL_OK) {
         printf("  unexpected error\n");
+        invdl_layer_free(forward_layer);
+        invdl_layer_free(inverted_layer);
         return;
     }
-    print_floats("forward:", forward, WIDTH);
-    print_floats("inverted:", inverted, WIDTH);
-    float delta = max_abs_diff(data, inverted, WIDTH);
-    printf("  delta_check (max |data - inverted| < 1e-2): %s (max delta %g)\n",
-           delta < 1e-2f ? "True" : "False", (double)delta);
+    invdl_model *forward_prelu = create_model(WIDTH, forward_layer);
+    invdl_model *inverted_prelu = create_model(WIDTH, inverted_layer);
+    print_floats("alpha (glorot uniform, seed 42):", alpha, WIDTH);
+    if (forward_prelu == NULL || inverted_prelu == NULL ||
+        invdl_model_predict(forward_prelu, 1, data, forward) != INVDL_OK ||
+        invdl_model_predict(inverted_prelu, 1, forward, inverted) != INVDL_OK) {
+        printf("  unexpected error\n");
+    } else {
+        print_floats("forward_prelu.predict(data):", forward, WIDTH);
+        print_floats("inverted_prelu.predict(forward):", inverted, WIDTH);
+        printf("  delta_check(data, inverted): %s (max delta %g)\n",
+               invdl_delta_check(WIDTH, data, inverted, 1e-2f) ? "True" : "False",
+               (double)max_abs_diff(data, inverted, WIDTH));
+    }
+    invdl_model_free(forward_prelu);
+    invdl_model_free(inverted_prelu);
 }
 
 int main(void)

@@ -237,8 +237,83 @@ invdl_layer *invdl_layer_dense(size_t width, uint64_t seed);   /* square, invert
  *            freed first. */
 invdl_layer *invdl_layer_inverse(invdl_layer *forward);        /* shares forward's parameters */
 
-/*! invdl_layer_free() : frees the layer; NULL is fine. */
+/*! invdl_layer_free() : frees the layer; NULL is fine.  A layer a model
+ *  owns is freed with its model: invdl_layer_free() on it does nothing. */
 void         invdl_layer_free(invdl_layer *layer);             /* NULL is fine */
+
+/* Kinds, with the numbers model files use for them. */
+typedef enum invdl_layer_kind {
+    INVDL_LAYER_SSIN = 1,
+    INVDL_LAYER_ABSTANH = 2,
+    INVDL_LAYER_MPRELU = 3,
+    INVDL_LAYER_DENSE = 4
+} invdl_layer_kind;
+
+/*! invdl_layer_mprelu_min() :
+ *  As invdl_layer_mprelu() with the slope floor `alpha_min` (a finite
+ *  number > 0) instead of INVDL_MPRELU_ALPHA_MIN.  The floor is fixed for
+ *  the layer's life and saved with it.
+ *  @return : a new layer the caller owns, or NULL (width 0, bad alpha_min,
+ *            out of memory). */
+invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min);
+
+/*! invdl_layer_kind_of(), invdl_layer_name(), invdl_layer_width(),
+ *  invdl_layer_is_inverse(), invdl_layer_alpha_min() :
+ *  @return : the layer's kind (0 for NULL); its kind's name ("ssin",
+ *            "abstanh", "mprelu", "dense"; static storage); its width (0
+ *            for NULL); 1 if it computes its kind's inverse map, else 0;
+ *            an mprelu layer's alpha_min (0 for other kinds). */
+invdl_layer_kind invdl_layer_kind_of(const invdl_layer *layer);
+const char  *invdl_layer_name(const invdl_layer *layer);
+size_t       invdl_layer_width(const invdl_layer *layer);
+int          invdl_layer_is_inverse(const invdl_layer *layer);
+float        invdl_layer_alpha_min(const invdl_layer *layer);
+
+/*! invdl_layer_shares_params() :
+ *  @return : 1 if a and b read the same parameter block (one was made
+ *            from the other by invdl_layer_inverse(), directly or not). */
+int          invdl_layer_shares_params(const invdl_layer *a, const invdl_layer *b);
+
+/*! invdl_layer_param_count() :
+ *  Trainable floats: 0 for ssin and abstanh; alpha[width] for mprelu;
+ *  W[width][width] (row-major, y_i = sum_j W_ij x_j + b_i) then b[width]
+ *  for dense.  A layer and its inverses report the same block.
+ *  @return : the count (0 for NULL). */
+size_t       invdl_layer_param_count(const invdl_layer *layer);
+
+/*! invdl_layer_get_params() :
+ *  Copies the layer's `count` parameters (see invdl_layer_param_count())
+ *  to values.
+ *  @return : INVDL_OK; INVDL_EINVAL (NULL layer, count mismatch, NULL
+ *            values with count > 0). */
+INVDL_NODISCARD invdl_status invdl_layer_get_params(const invdl_layer *layer, size_t count,
+                                                    float *values);
+
+/*! invdl_layer_set_params() :
+ *  Replaces the parameters of the layer's block, which every layer
+ *  sharing it sees at once.  A dense layer's LU factors are refreshed
+ *  here, before the call returns.  Not to be called while another thread
+ *  uses a layer or model sharing the block.
+ *  @return : INVDL_OK; INVDL_EINVAL (as invdl_layer_get_params(), or a
+ *            value not finite); INVDL_ESINGULAR (W numerically singular:
+ *            its reciprocal 1-norm condition number is below FLT_EPSILON).
+ *            On error the block is unchanged. */
+INVDL_NODISCARD invdl_status invdl_layer_set_params(invdl_layer *layer, size_t count,
+                                                    const float *values);
+
+/*! invdl_layer_apply() :
+ *  out[batch][width] = layer(in[batch][width]); in == out is allowed.
+ *  @return : as invdl_model_predict(). */
+INVDL_NODISCARD invdl_status invdl_layer_apply(const invdl_layer *layer, size_t batch,
+                                               const float *in, float *out);
+
+/*! invdl_layer_log_det() :
+ *  log_det[s] = log|det J(in[s])| of the layer at sample s, computed in
+ *  double and rounded once.  ssin and abstanh give -inf where an input is
+ *  exactly 0 (their slope is 0 there), and their inverses +inf.
+ *  @return : as invdl_model_predict(). */
+INVDL_NODISCARD invdl_status invdl_layer_log_det(const invdl_layer *layer, size_t batch,
+                                                 const float *in, float *log_det);
 
 /* ------------------------------------------------------------------------ */
 /* Models                                                                    */
@@ -282,47 +357,230 @@ INVDL_NODISCARD invdl_status invdl_model_log_det(invdl_model *model, size_t batc
 /*! invdl_model_free() : frees the model and its layers; NULL is fine. */
 void         invdl_model_free(invdl_model *model);        /* NULL is fine */
 
+/* Threads: predict, log_det, roundtrip, gradient, get_params and save only
+ * read a model and may run at once on one model or on models sharing
+ * parameters.  fit, set_params, add and free change them: nothing else may
+ * use the models sharing those parameters meanwhile.  Arrays given to a
+ * model call may be the same array (in == out) but must not otherwise
+ * overlap. */
+
+/*! invdl_model_width(), invdl_model_depth() :
+ *  @return : features per sample; number of layers (0 for NULL). */
+size_t       invdl_model_width(const invdl_model *model);
+size_t       invdl_model_depth(const invdl_model *model);
+
+/*! invdl_model_layer() :
+ *  @return : layer `index` (0 = the first applied), owned by the model, or
+ *            NULL (NULL model, index out of range). */
+invdl_layer *invdl_model_layer(invdl_model *model, size_t index);
+
+/*! invdl_model_predict_inverse() :
+ *  out = inverse model(in) without building the inverse model.
+ *  @return : as invdl_model_predict(). */
+INVDL_NODISCARD invdl_status invdl_model_predict_inverse(const invdl_model *model, size_t batch,
+                                                         const float *in, float *out);
+
+/*! invdl_model_param_count() :
+ *  @return : the model's trainable floats: each distinct parameter block
+ *            once, in the order of the block's first use, each block laid
+ *            out as invdl_layer_param_count() says (0 for NULL). */
+size_t       invdl_model_param_count(const invdl_model *model);
+
+/*! invdl_model_get_params(), invdl_model_set_params() :
+ *  Copy all parameters out, or replace them all (every block or none).
+ *  @return : as invdl_layer_get_params() / invdl_layer_set_params();
+ *            INVDL_ENOMEM. */
+INVDL_NODISCARD invdl_status invdl_model_get_params(const invdl_model *model, size_t count,
+                                                    float *values);
+INVDL_NODISCARD invdl_status invdl_model_set_params(invdl_model *model, size_t count,
+                                                    const float *values);
+
+/* How well a model and its inverse undo each other (the notebook's
+ * delta_check, made to tell the two errors apart).
+ *
+ * forward_error = max|g(f(x)) - x| / max|x|: exact only as far as the
+ * model's conditioning allows.  A deep chain can lose in float what its
+ * inverse would need (tiny PReLU slopes, abs-tanh near 0, dense layers
+ * mixing large and tiny components), and then no inverse gets x back.
+ *
+ * backward_error = max|f(g(y)) - y| / max|y|: whether g(y) is an input
+ * the model really maps to y.  This is how an inverse is judged; invdl's
+ * stays near depth times a few float ulps. */
+typedef struct invdl_roundtrip {
+    float forward_error;
+    float backward_error;
+    invdl_status forward_status;  /* of f then g on x: INVDL_OK or INVDL_EDOMAIN */
+    invdl_status backward_status; /* of g then f on y */
+} invdl_roundtrip;
+
+/*! invdl_model_roundtrip() :
+ *  Measures both errors on x[batch][width] and y[batch][width]; y may be
+ *  NULL, meaning y = f(x).  NaN in a result means some value was lost
+ *  (e.g. outside a domain).
+ *  @return : INVDL_OK; INVDL_EDOMAIN (some stage met an input outside its
+ *            domain; *report filled); INVDL_EINVAL (NULL model, x or
+ *            report); INVDL_ENOMEM. */
+INVDL_NODISCARD invdl_status invdl_model_roundtrip(invdl_model *model, size_t batch,
+                                                   const float *x, const float *y,
+                                                   invdl_roundtrip *report);
+
+/*! invdl_delta_check() :
+ *  The notebook's delta_check: whether max|a[i] - b[i]| < epsilon.
+ *  @return : 1 if every difference is below epsilon, else 0 (also for a
+ *            NaN difference, or NULL arrays with n > 0). */
+int          invdl_delta_check(size_t n, const float *a, const float *b, float epsilon);
+
 /* ------------------------------------------------------------------------ */
 /* Training                                                                  */
 /* ------------------------------------------------------------------------ */
 
 /* SGD on mean squared error with Keras semantics and defaults.  Start from
- * invdl_fit_defaults() and change what you need. */
+ * invdl_fit_defaults() and change what you need.
+ *
+ * Each epoch shuffles the samples (seeded: the same seed, data and model
+ * give bit-identical results) and takes them batch_size at a time, the
+ * last batch holding the rest.  A batch's loss is the mean of the squared
+ * errors over its samples and features.  With gradient g, learning rate lr
+ * and momentum m, each variable w and its velocity v (0 at the start) step
+ * as Keras' SGD does:
+ *     m == 0:    w -= lr*g
+ *     otherwise: v = m*v - lr*g; w += v            (nesterov: w += m*v - lr*g)
+ * A dense layer's LU factors are refreshed after every step.
+ *
+ * Memory-saving backprop (memory_saving = 1) keeps only each batch's final
+ * output and rebuilds every layer's input from its output through the
+ * layer's inverse during the backward pass, so activation memory does not
+ * grow with depth.  Rebuilt inputs carry the rounding of every layer
+ * above, amplified where a layer compresses (small PReLU slopes, abs-tanh
+ * near 0, ill-conditioned W).  Safeguards keep the gradients honest: a
+ * layer's input is stored instead of rebuilt when its forward pass met an
+ * input outside its invertible domain, when the bound on how much
+ * rebuilding amplifies errors since the last stored activation would
+ * exceed max_gain, and every checkpoint_every layers; a batch whose
+ * rebuilding fails anyway is redone with stored activations. */
+typedef struct invdl_fit_report invdl_fit_report;
+
 typedef struct invdl_fit_options {
     float    learning_rate;  /* 0.01 */
     float    momentum;       /* 0 */
     size_t   batch_size;     /* 32 */
     size_t   epochs;         /* 1 */
     uint64_t seed;           /* shuffling */
+    int      nesterov;       /* 0: Nesterov momentum when 1 */
+    float    global_clipnorm; /* 0 (off): scale each step's gradient to at most
+                                 this L2 norm over all parameters */
+    /* Called after each epoch with its mean loss (epoch counts from 1);
+     * returning nonzero stops training after that epoch.  NULL: none. */
+    int    (*on_epoch)(void *user, size_t epoch, size_t epochs, float loss);
+    void    *user;           /* NULL: passed to on_epoch */
+    int      memory_saving;  /* 0: store every layer's input; 1: rebuild them */
+    size_t   checkpoint_every; /* 0 (off): with memory_saving, also store
+                                  the input of every k-th layer */
+    float    max_gain;       /* 1e4: with memory_saving, the largest error
+                                amplification allowed between stored
+                                activations; INFINITY turns the bound off */
+    invdl_fit_report *report; /* NULL, or receives what the call did */
 } invdl_fit_options;
+
+/* What one fit (or gradient) call did. */
+struct invdl_fit_report {
+    size_t epochs_run;
+    size_t steps;            /* batches trained on */
+    float  loss;             /* mean loss of the last epoch run */
+    size_t activation_bytes; /* peak bytes of activations the trainer held
+                                (inputs and outputs of layers, gradients of
+                                activations not included) */
+    size_t stored_inputs;    /* memory saving: layer inputs stored, summed
+                                over batches */
+    size_t fallbacks;        /* memory saving: batches redone with stored
+                                activations */
+};
 
 /*! invdl_fit_defaults() : @return : the Keras defaults listed above. */
 invdl_fit_options invdl_fit_defaults(void);
 
 /*! invdl_model_fit() :
- *  Trains `model` on n samples x[n][width] -> y[n][width].
- *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument, model
- *            unchanged); INVDL_EDIVERGED (non-finite loss, parameters
- *            restored); INVDL_ENOMEM.  *final_loss, if not NULL, receives
- *            the mean loss of the last epoch. */
+ *  Trains `model` on n samples x[n][width] -> y[n][width].  Any model can
+ *  be trained, an inverse model included: it trains the parameters it
+ *  shares, so the forward model changes with it.  options NULL means the
+ *  defaults.  Bad options: learning_rate or momentum negative or not
+ *  finite, batch_size 0, global_clipnorm negative or NaN, memory_saving
+ *  other than 0 or 1, max_gain NaN or below 1.  epochs 0 trains nothing
+ *  and reports the current loss.
+ *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument: NULL model or
+ *            data, n == 0; model unchanged); INVDL_EDIVERGED (a batch met a
+ *            non-finite loss or gradient: the parameters are restored to
+ *            the latest of these with a finite loss over all n samples:
+ *            those of the last batch whose loss was finite, those at the
+ *            start of the epoch, the initial ones; the initial ones if
+ *            none is finite, e.g. with NaN data); INVDL_ESINGULAR (a step
+ *            would make a dense W numerically singular: it is not taken,
+ *            the parameters are those of the last step); INVDL_ENOMEM
+ *            (model unchanged).
+ *            *final_loss, if not NULL, receives the mean loss of the last
+ *            epoch (each batch's loss weighted by its size, as Keras
+ *            reports it); after INVDL_EDIVERGED, the non-finite loss. */
 INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x,
                                              const float *y, const invdl_fit_options *options,
                                              float *final_loss /* may be NULL */);
+
+/*! invdl_model_gradient() :
+ *  The loss (mean squared error of model(x) against y over the batch and
+ *  features) and its gradient with respect to every parameter (laid out
+ *  as invdl_model_get_params()) and, if input_grad is not NULL, to x.
+ *  options (may be NULL) selects stored or memory-saving backprop as in
+ *  invdl_model_fit(); its report, if any, is filled.  Reads the model only.
+ *  @return : INVDL_OK; INVDL_EDOMAIN (a layer met an input outside its
+ *            invertible domain; all results written); INVDL_EINVAL;
+ *            INVDL_ENOMEM. */
+INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t batch,
+                                                  const float *x, const float *y,
+                                                  const invdl_fit_options *options, float *loss,
+                                                  float *param_grad, float *input_grad);
 
 /* ------------------------------------------------------------------------ */
 /* Persistence                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* A model file holds the layers (kind, direction) and their parameter
+ * blocks, each block once: a model whose layers share a block (a layer and
+ * its inverse) loads with them sharing one again.  Forward and inverse
+ * models save alike.  Blocks shared with other models are saved as
+ * copies: two files load as two independent models.  The format is
+ * little-endian and versioned, with a CRC-32 over everything; README.md
+ * describes it byte by byte.  A loaded model computes bit-identical
+ * outputs. */
+
 /*! invdl_model_save() :
+ *  Writes the model to a temporary file in path's directory, syncs it and
+ *  renames it over path, so that path holds either the old file or the
+ *  whole new one.
  *  @return : INVDL_OK; INVDL_EINVAL; INVDL_EIO (an existing file at `path`
- *            is left intact). */
+ *            is left intact); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_save(const invdl_model *model, const char *path);
 
 /*! invdl_model_load() :
+ *  Validates everything (size, magic, version, CRC, kinds, settings,
+ *  finite values, invertible W) before returning a model.
  *  @return : a new model the caller owns, or NULL with *status (if status
- *            is not NULL) set to INVDL_EIO, INVDL_EFORMAT, INVDL_EINVAL or
- *            INVDL_ENOMEM. */
+ *            is not NULL) set to INVDL_EIO (no such file, unreadable),
+ *            INVDL_EFORMAT (truncated, corrupt, other version), INVDL_EINVAL
+ *            (NULL path) or INVDL_ENOMEM. */
 invdl_model *invdl_model_load(const char *path, invdl_status *status);
+
+/*! invdl_model_save_memory() :
+ *  The file's bytes, to memory.  *size receives the bytes needed; with
+ *  data == NULL and capacity == 0 nothing else happens (a size query).
+ *  @return : INVDL_OK; INVDL_EINVAL (NULL model or size, or capacity below
+ *            the size: nothing written). */
+INVDL_NODISCARD invdl_status invdl_model_save_memory(const invdl_model *model, void *data,
+                                                     size_t capacity, size_t *size);
+
+/*! invdl_model_load_memory() :
+ *  invdl_model_load() from `size` bytes at `data`, which it only reads.
+ *  @return : as invdl_model_load() (INVDL_EINVAL for NULL data with
+ *            size > 0). */
+invdl_model *invdl_model_load_memory(const void *data, size_t size, invdl_status *status);
 
 #ifdef __cplusplus
 }

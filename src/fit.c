@@ -1,0 +1,531 @@
+/*
+ * fit.c - SGD on mean squared error (Keras semantics), with stored or
+ * memory-saving backprop.
+ *
+ * Stored backprop keeps every layer's input for the backward pass: depth+1
+ * activation arrays per batch.  Memory-saving backprop (RevNet, memcnn)
+ * keeps the batch's input and final output and rebuilds each layer's input
+ * from its output through the layer's inverse as the backward pass goes
+ * down.  In float a rebuilt input differs from the one the forward pass
+ * saw by the rounding of every layer above it, amplified where a layer
+ * compresses; so the forward pass also stores a layer's input when
+ *   - the layer met an input outside its invertible domain (INVDL_EDOMAIN:
+ *     no inverse can rebuild it),
+ *   - every checkpoint_every layers, if asked, and
+ *   - when the product of the layers' rebuild gains (layer.h: a bound on
+ *     the relative error amplification of rebuilding, at least 1 each)
+ *     since the last stored activation would exceed max_gain,
+ * and a batch whose rebuilding still fails (NaN, domain) is redone with
+ * stored activations.
+ */
+#include "layer.h"
+#include "rng.h"
+
+#include <math.h>
+#include <string.h>
+
+invdl_fit_options invdl_fit_defaults(void)
+{
+    invdl_fit_options o;
+    memset(&o, 0, sizeof o);
+    o.learning_rate = 0.01f;
+    o.momentum = 0.0f;
+    o.batch_size = 32;
+    o.epochs = 1;
+    o.seed = 0;
+    o.nesterov = 0;
+    o.global_clipnorm = 0.0f;
+    o.on_epoch = NULL;
+    o.user = NULL;
+    o.memory_saving = 0;
+    o.checkpoint_every = 0;
+    o.max_gain = 1e4f;
+    o.report = NULL;
+    return o;
+}
+
+static int bad_options(const invdl_fit_options *o)
+{
+    return !(o->learning_rate >= 0.0f) || !isfinite(o->learning_rate) ||
+           !(o->momentum >= 0.0f) || !isfinite(o->momentum) || o->batch_size == 0 ||
+           !(o->global_clipnorm >= 0.0f) || (o->nesterov != 0 && o->nesterov != 1) ||
+           (o->memory_saving != 0 && o->memory_saving != 1) || !(o->max_gain >= 1.0f);
+}
+
+/* Everything one batch's forward and backward passes need, allocated once
+ * for the largest batch. */
+typedef struct trainer {
+    const invdl_model *model;
+    const invdl_fit_options *opt;
+    size_t width, depth, cap;    /* cap: samples per batch at most */
+    size_t chunk;                /* cap*width */
+    invdl_params **blocks;       /* owned array; the blocks are the model's */
+    size_t nblocks, nparams;
+    size_t *offset;              /* [depth]: where layer l's block's gradient starts */
+    double *grad;                /* [nparams] */
+    double *scratch;             /* [2*width] */
+    float *dout, *din;           /* [chunk] activation gradients */
+    float *acts;                 /* stored mode: [(depth+1)*chunk], lazily */
+    float *work[2];              /* memory saving: [chunk] each */
+    float **pool;                /* memory saving: stored inputs, grown on demand */
+    size_t pool_size;
+    size_t *stored;              /* [depth]: pool index + 1 of layer l's stored input, 0 if none */
+    size_t peak_bytes;
+    size_t stored_inputs, fallbacks;
+} trainer;
+
+static void trainer_free(trainer *t)
+{
+    invdl_free(t->blocks);
+    invdl_free(t->offset);
+    invdl_free(t->grad);
+    invdl_free(t->scratch);
+    invdl_free(t->dout);
+    invdl_free(t->din);
+    invdl_free(t->acts);
+    invdl_free(t->work[0]);
+    invdl_free(t->work[1]);
+    for (size_t i = 0; i < t->pool_size; i++)
+        invdl_free(t->pool[i]);
+    invdl_free(t->pool);
+    invdl_free(t->stored);
+}
+
+static invdl_status trainer_init(trainer *t, const invdl_model *m, const invdl_fit_options *opt,
+                                 size_t cap)
+{
+    memset(t, 0, sizeof *t);
+    t->model = m;
+    t->opt = opt;
+    t->width = m->width;
+    t->depth = m->depth;
+    t->cap = cap;
+    if (!invdl_mul_size(cap, m->width, &t->chunk))
+        return INVDL_EINVAL;
+    if (invdl_model_blocks(m, &t->blocks, &t->nblocks) != INVDL_OK)
+        return INVDL_ENOMEM;
+    for (size_t b = 0; b < t->nblocks; b++)
+        t->nparams += t->blocks[b]->count;
+    t->offset = invdl_alloc_array(t->depth, sizeof *t->offset);
+    t->stored = invdl_calloc_array(t->depth, sizeof *t->stored);
+    t->grad = invdl_alloc_array(t->nparams, sizeof *t->grad);
+    t->scratch = invdl_alloc_array(t->width, 2 * sizeof *t->scratch);
+    t->dout = invdl_alloc_array(t->chunk, sizeof *t->dout);
+    t->din = invdl_alloc_array(t->chunk, sizeof *t->din);
+    if (t->offset == NULL || t->stored == NULL || t->grad == NULL || t->scratch == NULL ||
+        t->dout == NULL || t->din == NULL)
+        return INVDL_ENOMEM;
+    for (size_t l = 0; l < t->depth; l++) {
+        size_t off = 0;
+        for (size_t b = 0; t->blocks[b] != m->layers[l]->params; b++)
+            off += t->blocks[b]->count;
+        t->offset[l] = off;
+    }
+    if (opt->memory_saving) {
+        t->work[0] = invdl_alloc_array(t->chunk, sizeof(float));
+        t->work[1] = invdl_alloc_array(t->chunk, sizeof(float));
+        if (t->work[0] == NULL || t->work[1] == NULL)
+            return INVDL_ENOMEM;
+    }
+    return INVDL_OK;
+}
+
+static void note_bytes(trainer *t, size_t arrays, size_t n)
+{
+    size_t bytes = arrays * n * sizeof(float);
+    if (bytes > t->peak_bytes)
+        t->peak_bytes = bytes;
+}
+
+/* Loss of pred against y over n floats, and dL/dpred into dout. */
+static double loss_and_seed(size_t n, const float *pred, const float *y, float *dout)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)pred[i] - (double)y[i];
+        sum += d * d;
+        dout[i] = (float)(2.0 * d / (double)n);
+    }
+    return sum / (double)n;
+}
+
+/* Backward through layer l given its input and output; dout -> din. */
+static void layer_backward(trainer *t, size_t l, size_t batch, const float *in, const float *out)
+{
+    const invdl_layer *layer = t->model->layers[l];
+    const invdl_params *p = layer->params;
+    double *dp = p->count > 0 ? t->grad + t->offset[l] : NULL;
+    p->ops->backward(p, layer->inverse, batch, in, out, t->dout, t->din, dp, t->scratch);
+    float *swap = t->dout;
+    t->dout = t->din;
+    t->din = swap;
+}
+
+static invdl_status stored_pass(trainer *t, size_t batch, const float *x, const float *y,
+                                double *loss)
+{
+    size_t n = batch * t->width;
+    if (t->acts == NULL) {
+        size_t arrays = t->depth + 1, total;
+        if (!invdl_mul_size(arrays, t->chunk, &total))
+            return INVDL_ENOMEM;
+        t->acts = invdl_alloc_array(total, sizeof *t->acts);
+        if (t->acts == NULL)
+            return INVDL_ENOMEM;
+    }
+    note_bytes(t, t->depth + 1, n);
+    float *a = t->acts;
+    invdl_status st = INVDL_OK;
+    memcpy(a, x, n * sizeof *a);
+    for (size_t l = 0; l < t->depth; l++) {
+        invdl_status s = invdl_layer_run(t->model->layers[l], 0, batch, a + l * n,
+                                         a + (l + 1) * n, t->scratch);
+        if (s != INVDL_OK)
+            st = s;
+    }
+    *loss = loss_and_seed(n, a + t->depth * n, y, t->dout);
+    for (size_t l = t->depth; l-- > 0;)
+        layer_backward(t, l, batch, a + l * n, a + (l + 1) * n);
+    return st;
+}
+
+/* A pool array for a stored input, grown as needed. */
+static float *pool_slot(trainer *t, size_t index)
+{
+    if (index < t->pool_size)
+        return t->pool[index];
+    float **grown = invdl_realloc_array(t->pool, index + 1, sizeof *grown);
+    if (grown == NULL)
+        return NULL;
+    t->pool = grown;
+    grown[index] = invdl_alloc_array(t->chunk, sizeof **grown);
+    if (grown[index] == NULL)
+        return NULL;
+    t->pool_size = index + 1;
+    return grown[index];
+}
+
+static int has_nan(size_t n, const float *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != v[i])
+            return 1;
+    return 0;
+}
+
+/* Memory-saving pass.  INVDL_EDOMAIN from here means "rebuilding failed,
+ * redo the batch stored"; the gradient is then incomplete. */
+static invdl_status saving_pass(trainer *t, size_t batch, const float *x, const float *y,
+                                double *loss, invdl_status *forward_status, int *failed)
+{
+    const invdl_fit_options *o = t->opt;
+    size_t n = batch * t->width, used = 0;
+    int budget = isfinite(o->max_gain);
+    double product = 1.0;
+    const float *in = x;
+    float *out = t->work[0];
+    *failed = 0;
+    *forward_status = INVDL_OK;
+    for (size_t l = 0; l < t->depth; l++) {
+        const invdl_layer *layer = t->model->layers[l];
+        const invdl_params *p = layer->params;
+        invdl_status s = invdl_layer_run(layer, 0, batch, in, out, t->scratch);
+        int store = 0;
+        if (s != INVDL_OK) {
+            *forward_status = s;
+            store = 1;
+        }
+        if (o->checkpoint_every > 0 && l % o->checkpoint_every == 0)
+            store = 1;
+        if (budget && !store && l > 0) {
+            double g = p->ops->gain(p, layer->inverse, batch, in, out);
+            g = g > 1.0 ? g : 1.0;
+            if (product * g > (double)o->max_gain)
+                store = 1;
+            else
+                product *= g;
+        }
+        t->stored[l] = 0;
+        if (store && l > 0) {
+            float *slot = pool_slot(t, used);
+            if (slot == NULL)
+                return INVDL_ENOMEM;
+            memcpy(slot, in, n * sizeof *slot);
+            t->stored[l] = ++used;
+            product = 1.0;
+        }
+        in = out;
+        out = out == t->work[0] ? t->work[1] : t->work[0];
+    }
+    note_bytes(t, 3 + used, n);
+    t->stored_inputs += used;
+    *loss = loss_and_seed(n, in, y, t->dout);
+
+    /* Down the chain: `in` holds layer l's output, rebuild its input. */
+    const float *top = in;
+    for (size_t l = t->depth; l-- > 0;) {
+        const float *below;
+        if (l == 0) {
+            below = x;
+        } else if (t->stored[l] != 0) {
+            below = t->pool[t->stored[l] - 1];
+        } else {
+            float *dst = top == t->work[0] ? t->work[1] : t->work[0];
+            invdl_status s = invdl_layer_run(t->model->layers[l], 1, batch, top, dst, t->scratch);
+            if (s != INVDL_OK || has_nan(n, dst)) {
+                *failed = 1;
+                return INVDL_OK;
+            }
+            below = dst;
+        }
+        layer_backward(t, l, batch, below, top);
+        top = below;
+    }
+    return INVDL_OK;
+}
+
+/* Loss and gradient (into t->grad, t->dout ends as dL/dx) of one batch.
+ * Returns INVDL_OK or INVDL_EDOMAIN (forward met a domain edge; results
+ * complete), or INVDL_ENOMEM. */
+static invdl_status batch_gradient(trainer *t, size_t batch, const float *x, const float *y,
+                                   double *loss)
+{
+    memset(t->grad, 0, t->nparams * sizeof *t->grad);
+    if (t->opt->memory_saving) {
+        invdl_status fst;
+        int failed;
+        invdl_status st = saving_pass(t, batch, x, y, loss, &fst, &failed);
+        if (st != INVDL_OK)
+            return st;
+        if (!failed)
+            return fst;
+        t->fallbacks++;
+        memset(t->grad, 0, t->nparams * sizeof *t->grad);
+    }
+    return stored_pass(t, batch, x, y, loss);
+}
+
+static int all_finite_doubles(size_t n, const double *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+static void fill_report(const trainer *t, invdl_fit_report *r, size_t epochs, size_t steps,
+                        float loss)
+{
+    if (r == NULL)
+        return;
+    r->epochs_run = epochs;
+    r->steps = steps;
+    r->loss = loss;
+    r->activation_bytes = t->peak_bytes;
+    r->stored_inputs = t->stored_inputs;
+    r->fallbacks = t->fallbacks;
+}
+
+invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float *x,
+                                  const float *y, const invdl_fit_options *options, float *loss,
+                                  float *param_grad, float *input_grad)
+{
+    invdl_fit_options defaults = invdl_fit_defaults();
+    const invdl_fit_options *o = options != NULL ? options : &defaults;
+    size_t n;
+    if (model == NULL || batch == 0 || x == NULL || y == NULL || loss == NULL ||
+        !invdl_mul_size(batch, model->width, &n) || n > INVDL_MAX_ELEMS || bad_options(o) ||
+        (invdl_model_param_count(model) > 0 && param_grad == NULL))
+        return INVDL_EINVAL;
+    trainer t;
+    invdl_status st = trainer_init(&t, model, o, batch);
+    if (st == INVDL_OK) {
+        double l;
+        st = batch_gradient(&t, batch, x, y, &l);
+        if (st == INVDL_OK || st == INVDL_EDOMAIN) {
+            *loss = (float)l;
+            for (size_t i = 0; i < t.nparams; i++)
+                param_grad[i] = (float)t.grad[i];
+            if (input_grad != NULL)
+                memcpy(input_grad, t.dout, n * sizeof *input_grad);
+            fill_report(&t, o->report, 0, 0, (float)l);
+        }
+    }
+    trainer_free(&t);
+    return st;
+}
+
+/* Gathers the model's parameters into dst. */
+static void gather(const trainer *t, float *dst)
+{
+    invdl_params_gather(t->blocks, t->nblocks, dst);
+}
+
+/* One SGD step from the parameters in cur to next. */
+static void sgd_step(const invdl_fit_options *o, size_t np, const float *cur, const double *grad,
+                     double scale, float *velocity, float *next)
+{
+    float lr = o->learning_rate, m = o->momentum;
+    for (size_t i = 0; i < np; i++) {
+        float g = (float)(grad[i] * scale);
+        if (m == 0.0f) {
+            next[i] = cur[i] - lr * g;
+        } else {
+            velocity[i] = m * velocity[i] - lr * g;
+            next[i] = o->nesterov ? cur[i] + (m * velocity[i] - lr * g) : cur[i] + velocity[i];
+        }
+    }
+}
+
+/* Mean loss of the model on all n samples (epochs == 0, divergence). */
+static invdl_status evaluate(trainer *t, size_t n, const float *x, const float *y, double *loss)
+{
+    double sum = 0.0;
+    float *buf = t->din;
+    for (size_t start = 0; start < n; start += t->cap) {
+        size_t b = n - start < t->cap ? n - start : t->cap, k = b * t->width;
+        memcpy(buf, x + start * t->width, k * sizeof *buf);
+        (void)invdl_model_run(t->model, 0, b, buf, t->scratch);
+        sum += loss_and_seed(k, buf, y + start * t->width, t->dout) * (double)b;
+    }
+    *loss = sum / (double)n;
+    return INVDL_OK;
+}
+
+/* After a non-finite loss: the latest of the candidate parameter sets
+ * whose loss over all the data is finite, else the first (the initial
+ * parameters, when even those give a non-finite loss: NaN data). */
+static void restore_finite(trainer *t, size_t n, const float *x, const float *y,
+                           const float *const *candidates, size_t count)
+{
+    for (size_t i = count; i-- > 0;) {
+        double loss;
+        (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]);
+        if (evaluate(t, n, x, y, &loss) == INVDL_OK && isfinite(loss))
+            return;
+    }
+    (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[0]);
+}
+
+invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const float *y,
+                             const invdl_fit_options *options, float *final_loss)
+{
+    invdl_fit_options defaults = invdl_fit_defaults();
+    const invdl_fit_options *o = options != NULL ? options : &defaults;
+    size_t total;
+    if (model == NULL || n == 0 || x == NULL || y == NULL || bad_options(o) ||
+        !invdl_mul_size(n, model->width, &total))
+        return INVDL_EINVAL;
+
+    size_t cap = o->batch_size < n ? o->batch_size : n, w = model->width;
+    trainer t;
+    size_t *order = NULL;
+    float *xb = NULL, *yb = NULL, *velocity = NULL, *initial = NULL, *good = NULL, *next = NULL;
+    float *epoch_start = NULL;
+    invdl_status st = trainer_init(&t, model, o, cap);
+    if (st != INVDL_OK)
+        goto done;
+    st = INVDL_ENOMEM;
+    size_t np = t.nparams;
+    order = invdl_alloc_array(n, sizeof *order);
+    xb = invdl_alloc_array(t.chunk, sizeof *xb);
+    yb = invdl_alloc_array(t.chunk, sizeof *yb);
+    velocity = invdl_calloc_array(np, sizeof *velocity);
+    initial = invdl_alloc_array(np, sizeof *initial);
+    good = invdl_alloc_array(np, sizeof *good);
+    next = invdl_alloc_array(np, sizeof *next);
+    epoch_start = invdl_alloc_array(np, sizeof *epoch_start);
+    if (order == NULL || xb == NULL || yb == NULL || velocity == NULL || initial == NULL ||
+        good == NULL || next == NULL || epoch_start == NULL)
+        goto done;
+    gather(&t, initial);
+    memcpy(good, initial, np * sizeof *good);
+
+    double epoch_loss = 0.0;
+    size_t epoch = 0, steps = 0;
+    st = INVDL_OK;
+    if (o->epochs == 0)
+        st = evaluate(&t, n, x, y, &epoch_loss);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    uint64_t rng = o->seed;
+    for (epoch = 0; epoch < o->epochs && st == INVDL_OK; epoch++) {
+        for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
+            size_t j = (size_t)invdl_rng_below(&rng, i);
+            size_t tmp = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = tmp;
+        }
+        double sum = 0.0;
+        gather(&t, epoch_start);
+        for (size_t start = 0; start < n && st == INVDL_OK; start += cap) {
+            size_t b = n - start < cap ? n - start : cap;
+            for (size_t s = 0; s < b; s++) {
+                memcpy(xb + s * w, x + order[start + s] * w, w * sizeof *xb);
+                memcpy(yb + s * w, y + order[start + s] * w, w * sizeof *yb);
+            }
+            double loss;
+            invdl_status s = batch_gradient(&t, b, xb, yb, &loss);
+            if (s == INVDL_ENOMEM) {
+                (void)invdl_params_assign_all(t.blocks, t.nblocks, initial);
+                st = INVDL_ENOMEM;
+                break;
+            }
+            if (!isfinite(loss) || !all_finite_doubles(np, t.grad)) {
+                /* The current parameters gave a non-finite loss or
+                 * gradient: go back to parameters that give a finite loss
+                 * on all the data. */
+                epoch_loss = isfinite(loss) ? (double)NAN : loss;
+                st = INVDL_EDIVERGED;
+                break;
+            }
+            gather(&t, good);
+            double scale = 1.0;
+            if (o->global_clipnorm > 0.0f) {
+                double norm = 0.0;
+                for (size_t i = 0; i < np; i++)
+                    norm += t.grad[i] * t.grad[i];
+                norm = sqrt(norm);
+                if (norm > (double)o->global_clipnorm)
+                    scale = (double)o->global_clipnorm / norm;
+            }
+            sgd_step(o, np, good, t.grad, scale, velocity, next);
+            invdl_status a = invdl_params_assign_all(t.blocks, t.nblocks, next);
+            if (a != INVDL_OK) {
+                /* Non-finite values (divergence), or a singular W: nothing
+                 * was assigned, the parameters are still those of this
+                 * batch's finite loss. */
+                epoch_loss = a == INVDL_EINVAL ? (double)NAN : loss;
+                st = a == INVDL_EINVAL ? INVDL_EDIVERGED : a;
+                break;
+            }
+            sum += loss * (double)b;
+            steps++;
+        }
+        if (st == INVDL_EDIVERGED) {
+            const float *const candidates[3] = {initial, epoch_start, good};
+            restore_finite(&t, n, x, y, candidates, 3);
+        }
+        if (st != INVDL_OK)
+            break;
+        epoch_loss = sum / (double)n;
+        if (o->on_epoch != NULL && o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss)) {
+            epoch++;
+            break;
+        }
+    }
+    if (final_loss != NULL && st != INVDL_ENOMEM)
+        *final_loss = (float)epoch_loss;
+    fill_report(&t, o->report, epoch, steps, (float)epoch_loss);
+done:
+    invdl_free(order);
+    invdl_free(xb);
+    invdl_free(yb);
+    invdl_free(velocity);
+    invdl_free(initial);
+    invdl_free(good);
+    invdl_free(next);
+    invdl_free(epoch_start);
+    trainer_free(&t);
+    return st;
+}

@@ -1,0 +1,177 @@
+/*
+ * layer.h - the layer machinery the layer kinds, models, trainer and files
+ * share.
+ *
+ * A layer is a direction (forward or inverse) over a parameter block.  The
+ * block holds the trainable values, the kind's fixed settings and the data
+ * derived from the values (a dense layer's LU factors); it is reference
+ * counted, so a layer and every inverse made from it read one block.
+ *
+ * A kind is one table of operations (invdl_layer_ops) in its own file; the
+ * table lists in layer.c name every kind a model file may hold.  Adding a
+ * kind means writing its file and adding its table to that list.
+ */
+#ifndef INVDL_LAYER_H
+#define INVDL_LAYER_H
+
+#include "invdl_private.h"
+#include "memory.h"
+
+#if !defined(__STDC_NO_ATOMICS__)
+#include <stdatomic.h>
+typedef atomic_size_t invdl_refcount;
+#else
+typedef size_t invdl_refcount;
+#endif
+
+/* The most fixed settings a kind has (mprelu: alpha_min). */
+#define INVDL_MAX_SETTINGS 2
+
+typedef struct invdl_params invdl_params;
+
+/* The operations of one layer kind.  `inverse` selects the direction: 0
+ * computes the kind's forward map f, 1 its inverse g.  Arrays are row-major
+ * [batch][width]; `scratch` has room for 2*width doubles. */
+typedef struct invdl_layer_ops {
+    const char *name;
+    uint32_t kind;       /* the kind's number in model files: never reused */
+    size_t nsettings;    /* fixed settings stored with the parameters */
+    /* Trainable floats for this width; 0 when the kind has none. */
+    size_t (*count)(size_t width);
+    /* Whether settings and values are acceptable (finite, in range). */
+    int (*valid)(size_t width, const float *settings, const float *values);
+    /* Derived data.  cache_new may be NULL (the kind derives nothing);
+     * otherwise prepare fills a cache from values without allocating, and
+     * returns INVDL_OK or INVDL_ESINGULAR. */
+    void *(*cache_new)(size_t width);
+    void (*cache_free)(void *cache);
+    invdl_status (*prepare)(const invdl_params *p, const float *values, void *cache);
+    /* out = f(in) or g(in); in == out allowed.  INVDL_EDOMAIN is reported
+     * with every output written. */
+    invdl_status (*apply)(const invdl_params *p, int inverse, size_t batch, const float *in,
+                          float *out, double *scratch);
+    /* Given the direction's input and output and dL/dout: din = dL/din
+     * (din may alias dout) and dparams += dL/dvalues (dparams may be
+     * NULL). */
+    void (*backward)(const invdl_params *p, int inverse, size_t batch, const float *in,
+                     const float *out, const float *dout, float *din, double *dparams,
+                     double *scratch);
+    /* acc[s] += log|det f'(x_s)| for the forward map at x. */
+    invdl_status (*log_det)(const invdl_params *p, size_t batch, const float *x, double *acc);
+    /* For memory-saving backprop: a bound on how much rebuilding this
+     * direction's input from its output amplifies a relative error in the
+     * output, max over samples of |J_rebuild|_inf * |out_s|_inf / |in_s|_inf.
+     * Infinite where the input cannot be rebuilt. */
+    double (*gain)(const invdl_params *p, int inverse, size_t batch, const float *in,
+                   const float *out);
+    const void *data; /* the kind's own constants, for shared operations */
+} invdl_layer_ops;
+
+struct invdl_params {
+    invdl_refcount refs;        /* layers reading this block */
+    const invdl_layer_ops *ops; /* not owned: static table */
+    size_t width;
+    size_t count;               /* trainable floats */
+    float *values;              /* owned, count floats (NULL when count == 0) */
+    float settings[INVDL_MAX_SETTINGS];
+    void *cache;                /* owned: derived from values, NULL if the kind has none */
+    void *spare;                /* owned: where the next cache is prepared */
+};
+
+struct invdl_layer {
+    invdl_params *params; /* shared with the layer's inverses: one reference */
+    size_t width;
+    int inverse;          /* 1: computes the kind's inverse map */
+    int in_model;         /* owned by a model, which frees it */
+};
+
+/* The kinds a model file may name, by number; NULL if unknown. */
+const invdl_layer_ops *invdl_layer_ops_for_kind(uint32_t kind);
+
+/* A new layer over a new block of `ops`, taking `values` (count floats,
+ * allocated with invdl_malloc, NULL when count is 0; freed on failure) and
+ * copying `settings`.  NULL on ENOMEM, invalid values or singular data; the
+ * reason goes to *status if not NULL. */
+invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const float *settings,
+                                float *values, invdl_status *status);
+
+/* The layer with the other direction over the same block. */
+invdl_layer *invdl_layer_share(const invdl_layer *layer, int inverse);
+
+/* Replaces a block's values and derived data, or leaves the block
+ * untouched and returns INVDL_EINVAL (invalid values) or INVDL_ESINGULAR.
+ * Never allocates. */
+invdl_status invdl_params_assign(invdl_params *p, const float *values);
+
+/* The same for several blocks at once: all are replaced or none.  values
+ * holds the blocks' values back to back. */
+invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks,
+                                     const float *values);
+
+/* Copies the blocks' values back to back into dst. */
+void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst);
+
+/* max(worst, slope * |out|_inf / |in|_inf) for one sample of `width`
+ * floats, infinite when that is NaN: how the kinds' gain operations
+ * combine samples. */
+double invdl_gain_update(double worst, double slope, size_t width, const float *in,
+                         const float *out);
+
+/* Runs one layer in its own direction (inverse == 0) or the other one. */
+static inline invdl_status invdl_layer_run(const invdl_layer *l, int other, size_t batch,
+                                           const float *in, float *out, double *scratch)
+{
+    const invdl_params *p = l->params;
+    return p->ops->apply(p, l->inverse ^ other, batch, in, out, scratch);
+}
+
+/* ---- elementwise kinds ------------------------------------------------- */
+
+/* An elementwise kind is a kernel pair and the derivative of its forward
+ * map; its table points `data` at one of these and uses the
+ * invdl_elementwise_* operations. */
+typedef struct invdl_elementwise {
+    invdl_status (*forward)(size_t n, const float *x, float *y);
+    invdl_status (*inverse)(size_t n, const float *y, float *x);
+    double (*fprime)(double x); /* f'(x), even in x */
+    float xmax;                 /* forward inputs beyond this are outside the domain */
+} invdl_elementwise;
+
+size_t invdl_elementwise_count(size_t width);
+int invdl_elementwise_valid(size_t width, const float *settings, const float *values);
+invdl_status invdl_elementwise_apply(const invdl_params *p, int inverse, size_t batch,
+                                     const float *in, float *out, double *scratch);
+void invdl_elementwise_backward(const invdl_params *p, int inverse, size_t batch,
+                                const float *in, const float *out, const float *dout,
+                                float *din, double *dparams, double *scratch);
+invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, const float *x,
+                                       double *acc);
+double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
+                              const float *out);
+
+
+#endif /* INVDL_LAYER_H */
+
+/* ---- models (model.c) ---------------------------------------------------- */
+
+struct invdl_model {
+    size_t width;
+    size_t depth;
+    size_t capacity;
+    invdl_layer **layers; /* owned, depth used of capacity */
+};
+
+/* Frees a layer a model owns. */
+void invdl_layer_release(invdl_layer *layer);
+
+/* The distinct parameter blocks of a model in order of first use, in a new
+ * array the caller frees with invdl_free (NULL with *nblocks == 0 for an
+ * empty model).  INVDL_ENOMEM or INVDL_OK. */
+invdl_status invdl_model_blocks(const invdl_model *model, invdl_params ***blocks,
+                                size_t *nblocks);
+
+/* Applies the model to out in place (out holds batch*width floats), in
+ * its own direction (backwards == 0) or as its inverse.  scratch holds
+ * 2*width doubles.  INVDL_OK or INVDL_EDOMAIN (every output written). */
+invdl_status invdl_model_run(const invdl_model *model, int backwards, size_t batch, float *out,
+                             double *scratch);

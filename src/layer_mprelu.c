@@ -1,0 +1,149 @@
+/*
+ * layer_mprelu.c - the monotonic PReLU layer: one alpha per feature, slope
+ * a = max(|alpha|, alpha_min) for negative inputs.
+ *
+ * The slope is the same function of alpha in forward, inverse and
+ * gradient: da/dalpha = sign(alpha) where |alpha| > alpha_min, 0 where the
+ * floor holds (the floor is flat there).
+ */
+#include "layer.h"
+#include "rng.h"
+
+#include <math.h>
+
+static size_t mprelu_count(size_t width)
+{
+    return width;
+}
+
+static int mprelu_valid(size_t width, const float *settings, const float *values)
+{
+    float amin = settings[0];
+    if (!(amin > 0.0f) || !isfinite(amin))
+        return 0;
+    for (size_t j = 0; j < width; j++)
+        if (!isfinite(values[j]))
+            return 0;
+    return 1;
+}
+
+static invdl_status mprelu_apply(const invdl_params *p, int inverse, size_t batch,
+                                 const float *in, float *out, double *scratch)
+{
+    (void)scratch;
+    if (inverse)
+        return invdl_mprelu_inverse(batch, p->width, p->values, p->settings[0], in, out);
+    return invdl_mprelu_forward(batch, p->width, p->values, p->settings[0], in, out);
+}
+
+/* scratch[0..width) = slopes a, scratch[width..2 width) = da/dalpha. */
+static void mprelu_slopes(const invdl_params *p, double *scratch)
+{
+    double amin = (double)p->settings[0];
+    for (size_t j = 0; j < p->width; j++) {
+        double alpha = (double)p->values[j], m = fabs(alpha);
+        scratch[j] = m > amin ? m : amin;
+        scratch[p->width + j] = m > amin ? (alpha < 0 ? -1.0 : 1.0) : 0.0;
+    }
+}
+
+static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, const float *in,
+                            const float *out, const float *dout, float *din, double *dparams,
+                            double *scratch)
+{
+    size_t width = p->width;
+    const double *a = scratch, *da = scratch + width;
+    mprelu_slopes(p, scratch);
+    for (size_t s = 0; s < batch; s++) {
+        for (size_t j = 0; j < width; j++) {
+            size_t k = s * width + j;
+            double v = (double)in[k], g = (double)dout[k];
+            /* The branch is read from the output, which memory-saving
+             * backprop is given (it rebuilds the input from it): where a*x
+             * or y/a underflows to -0 the input's sign is lost, and both
+             * modes then agree on the identity branch. */
+            if (!(out[k] < 0.0f)) {
+                din[k] = dout[k];
+                continue;
+            }
+            /* Forward: y = a x, dy/dx = a, dy/da = x.
+             * Inverse: x = y / a, dx/dy = 1/a, dx/da = -y / a^2. */
+            double slope = inverse ? 1.0 / a[j] : a[j];
+            double by_a = inverse ? -v / (a[j] * a[j]) : v;
+            din[k] = (float)(slope * g);
+            if (dparams != NULL)
+                dparams[j] += g * by_a * da[j];
+        }
+    }
+}
+
+static invdl_status mprelu_log_det(const invdl_params *p, size_t batch, const float *x,
+                                   double *acc)
+{
+    double amin = (double)p->settings[0];
+    size_t width = p->width;
+    for (size_t s = 0; s < batch; s++) {
+        double sum = 0.0;
+        for (size_t j = 0; j < width; j++) {
+            if (x[s * width + j] < 0.0f) {
+                double m = fabs((double)p->values[j]);
+                sum += log(m > amin ? m : amin);
+            }
+        }
+        acc[s] += sum;
+    }
+    return INVDL_OK;
+}
+
+static double mprelu_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
+                          const float *out)
+{
+    double amin = (double)p->settings[0];
+    size_t width = p->width;
+    double worst = 0.0;
+    for (size_t s = 0; s < batch; s++) {
+        const float *i_row = in + s * width, *o_row = out + s * width;
+        double slope = 1.0;
+        for (size_t j = 0; j < width; j++) {
+            if (o_row[j] < 0.0f) {
+                double m = fabs((double)p->values[j]);
+                double a = m > amin ? m : amin;
+                /* Rebuilding f's input divides by a; rebuilding g's input
+                 * multiplies by it. */
+                double d = inverse ? a : 1.0 / a;
+                if (d > slope)
+                    slope = d;
+            }
+        }
+        worst = invdl_gain_update(worst, slope, width, i_row, o_row);
+    }
+    return worst;
+}
+
+const invdl_layer_ops invdl_mprelu_ops = {
+    "mprelu", INVDL_LAYER_MPRELU, 1,
+    mprelu_count, mprelu_valid, NULL, NULL, NULL,
+    mprelu_apply, mprelu_backward, mprelu_log_det, mprelu_gain, NULL,
+};
+
+invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min)
+{
+    if (width == 0 || !(alpha_min > 0.0f) || !isfinite(alpha_min))
+        return NULL;
+    float *alpha = invdl_alloc_array(width, sizeof *alpha);
+    if (alpha == NULL)
+        return NULL;
+    /* glorot_uniform for a 1-D shape [width]: fan_in = fan_out = width,
+     * limit = sqrt(6 / (fan_in + fan_out)) = sqrt(3 / width). */
+    double limit = sqrt(3.0 / (double)width);
+    uint64_t state = seed;
+    for (size_t j = 0; j < width; j++)
+        alpha[j] = (float)(limit * (2.0 * invdl_rng_uniform(&state) - 1.0));
+    const float settings[1] = {alpha_min};
+    return invdl_layer_create(&invdl_mprelu_ops, width, settings, alpha, NULL);
+}
+
+invdl_layer *invdl_layer_mprelu(size_t width, uint64_t seed)
+{
+    return invdl_layer_mprelu_min(width, seed, INVDL_MPRELU_ALPHA_MIN);
+}
