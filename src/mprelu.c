@@ -10,6 +10,7 @@
 #include "simd_x86.h"
 
 #include <math.h>
+#include <string.h>
 
 #define MPRELU_CHUNK 256
 
@@ -130,19 +131,21 @@ INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *al
     if (cols <= MPRELU_PATTERN_COLS) {
         float pattern[8 * MPRELU_PATTERN_COLS];
         size_t period = 8 * cols;
-        for (size_t k = 0; k < period; k++)
-            pattern[k] = mprelu_slope(alpha[k % cols], alpha_min);
+        for (size_t j = 0; j < cols; j++)
+            pattern[j] = mprelu_slope(alpha[j], alpha_min);
+        for (size_t row = 1; row < 8; row++)
+            memcpy(pattern + row * cols, pattern, cols * sizeof *pattern);
         for (size_t base = 0; base < n; base += period) {
             size_t len = n - base < period ? n - base : period;
             size_t k = 0;
             if (inverse) {
-                for (; k + 8 <= len; k += 8)
+                _Pragma("GCC unroll 4") for (; k + 8 <= len; k += 8)
                     _mm256_storeu_ps(out + base + k, mprelu_inv8(_mm256_loadu_ps(in + base + k),
                                                                  _mm256_loadu_ps(pattern + k)));
                 for (; k < len; k++)
                     out[base + k] = mprelu_inv1(in[base + k], pattern[k]);
             } else {
-                for (; k + 8 <= len; k += 8)
+                _Pragma("GCC unroll 4") for (; k + 8 <= len; k += 8)
                     _mm256_storeu_ps(out + base + k, mprelu_fwd8(_mm256_loadu_ps(in + base + k),
                                                                  _mm256_loadu_ps(pattern + k)));
                 for (; k < len; k++)
@@ -161,13 +164,13 @@ INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *al
             float *dst = out + i * cols + j0;
             size_t j = 0;
             if (inverse) {
-                for (; j + 8 <= width; j += 8)
+                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
                     _mm256_storeu_ps(dst + j, mprelu_inv8(_mm256_loadu_ps(src + j),
                                                           _mm256_loadu_ps(slope + j)));
                 for (; j < width; j++)
                     dst[j] = mprelu_inv1(src[j], slope[j]);
             } else {
-                for (; j + 8 <= width; j += 8)
+                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
                     _mm256_storeu_ps(dst + j, mprelu_fwd8(_mm256_loadu_ps(src + j),
                                                           _mm256_loadu_ps(slope + j)));
                 for (; j < width; j++)
