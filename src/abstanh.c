@@ -197,9 +197,38 @@ static const float ABSTANH_H_F[7][8] = {
      0x1.53c59ep-7f, 0x1.c8beecp-7f, 0x1.5c58aep-10f},
 };
 
-/* The float reciprocal of the derivative: relative error 2^-23 with the
- * rounding of f' to float, a factor 2 to spare. */
-#define ABSTANH_INV_ERR_DQ 0x1p-22
+/* dx/dt for x*tanh(x) = t^2, float, transposed: [coefficient][piece]; log2
+ * abs err -21.4.  1/f'(x) = (dx/dt)/(2t): the Newton step without a
+ * division. */
+static const float ABSTANH_DX_F[7][8] = {
+    {0x1p+0f, 0x1.124572p+0f, 0x1.52a876p+0f, 0x1.de2428p+0f, 0x1.5fda7ap+1f, 0x1.d3dbcep+1f,
+     0x1.1be596p+2f, 0x1.4b81fap+2f},
+    {0x1.0c4348p-22f, 0x1.9b8ca2p-2f, 0x1.030588p+0f, 0x1.fafb9cp+0f, 0x1.4c6872p+1f,
+     0x1.1f306ap+1f, 0x1.03e6cp+1f, 0x1.003968p+1f},
+    {0x1.fffd3ap-2f, 0x1.43602ep-1f, 0x1.11adfep+0f, 0x1.67d048p+0f, -0x1.13a4f2p-6f,
+     -0x1.0da09p-1f, -0x1.a5d056p-4f, -0x1.eec098p-8f},
+    {0x1.59092ep-13f, 0x1.0094a6p-2f, 0x1.0724e8p-1f, -0x1.32185p-2f, -0x1.a414dp+0f,
+     0x1.bb9798p-2f, 0x1.a314c6p-3f, 0x1.47f50ap-6f},
+    {0x1.36799cp-3f, 0x1.63e834p-3f, 0x1.62030ap-4f, -0x1.6d34b2p+0f, 0x1.5fd008p+0f,
+     0x1.426106p-2f, -0x1.037dfap-2f, -0x1.1d3c9ep-5f},
+    {0x1.09fd4p-8f, 0x1.aa8242p-4f, -0x1.44113ep-2f, -0x1.427804p+0f, 0x1.7e095p+0f,
+     -0x1.fad24ep-1f, 0x1.7b430ap-3f, 0x1.32398p-5f},
+    {0x1.24f72ep-6f, -0x1.072258p-3f, -0x1.083246p-1f, 0x1.47726ap+1f, -0x1.065c9cp+1f,
+     0x1.537882p-1f, -0x1.fa4018p-5f, -0x1.345edcp-6f},
+};
+
+/* The SIMD inverse's error bound, a priori, relative to x0 (proof sketch):
+ * the starting point is within K = 2^-20 (relative) of the root (the pieces'
+ * 2^-23.1, an approximate square root at 2^-22, float roundings), and 1/f'
+ * within 2^-20 (the pieces' 2^-21.4, the square root).  After the Newton step,
+ *   |x1 - x| <= x0 (2^-51 + 2^-20 K)         roundings, 1/f' error times step
+ *             + 2^-44 a/f'                    residual's error
+ *             + 2 (K x0)^2 / f'               Newton's quadratic term (|f''| <= 2)
+ * and a/(x0 f') = tanh(x)/f' <= 1.  In ulps of double (2^-53 x0 at least):
+ * m = 2^13 + 2^9 + 2^14 x0/f'.  The exhaustive verifier confirms every result
+ * this path returns. */
+#define ABSTANH_M0 (0x1p13f + 0x1p9f)
+#define ABSTANH_M_X0 0x1p14f
 
 /* tanh(a) for 0 <= a <= 9 in 4 lanes: abstanh_tanh() with the 2^k scale
  * built from the bits of the rounded k. */
@@ -224,7 +253,7 @@ static inline INVDL_AVX2_BODY __m256d abstanh_tanh_pd(__m256d a)
 static inline INVDL_AVX2_BODY __m128 abstanh_forward_half(__m256d a, int shift, int *undecided)
 {
     __m256d p = _mm256_mul_pd(a, abstanh_tanh_pd(a));
-    return invdl_round_rel_pd(p, (long long)(ABSTANH_FWD_ERR * 0x1p53), shift, undecided);
+    return invdl_round_rel_pd(p, ABSTANH_FWD_ERR, shift, undecided);
 }
 
 static inline INVDL_AVX2_BODY __m256 abstanh_forward_body(__m256 x, int *fix, int *outside)
@@ -242,27 +271,19 @@ static inline INVDL_AVX2_BODY __m256 abstanh_forward_body(__m256 x, int *fix, in
     return _mm256_blendv_ps(r, x, ident);
 }
 
-static inline INVDL_AVX2_BODY __m256d abstanh_inverse_fp(__m256d x0, __m256d th)
+/* Lane permutes pick piece i's coefficients from an 8-entry table each. */
+static inline INVDL_AVX2_BODY __m256 abstanh_pieces(const float (*table)[8], __m256i piece,
+                                                  __m256 d)
 {
-    return _mm256_fmadd_pd(x0, _mm256_fnmadd_pd(th, th, _mm256_set1_pd(1.0)), th);
+    __m256 h = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table[6]), piece);
+    for (int j = 5; j >= 0; j--)
+        h = _mm256_fmadd_ps(h, d, _mm256_permutevar8x32_ps(_mm256_loadu_ps(table[j]), piece));
+    return h;
 }
 
-static inline INVDL_AVX2_BODY __m128 abstanh_inverse_half(__m256d a, __m256d x0, __m256d th, __m256d inv_fp,
-                                             int shift, int *undecided)
-{
-    __m256d step = _mm256_mul_pd(_mm256_fmsub_pd(x0, th, a), inv_fp);
-    __m256d x1 = _mm256_sub_pd(x0, step);
-    __m256d abs_step = _mm256_andnot_pd(_mm256_set1_pd(-0.0), step);
-    __m256d f_err = _mm256_fmadd_pd(_mm256_set1_pd(ABSTANH_NEWTON_C), _mm256_mul_pd(step, step),
-                                    _mm256_mul_pd(_mm256_set1_pd(ABSTANH_INV_ERR_F), a));
-    __m256d err = _mm256_fmadd_pd(
-        _mm256_set1_pd(ABSTANH_INV_ERR_X), x1,
-        _mm256_fmadd_pd(_mm256_set1_pd(ABSTANH_INV_ERR_D + ABSTANH_INV_ERR_DQ), abs_step,
-                        _mm256_mul_pd(f_err, inv_fp)));
-    return invdl_round_pd(x1, err, shift, undecided);
-}
-
-static inline INVDL_AVX2_BODY __m256 abstanh_inverse_body(__m256 y, int *fix, int *outside)
+/* Phase 1: the starting point and 1/f' in float, from piece i of t = sqrt(a). */
+static inline INVDL_AVX2_BODY void abstanh_inverse_start(__m256 y, invdl_start8 *st, int *fix,
+                                                         int *outside)
 {
     (void)outside;
     __m256 a = invdl_abs_ps(y);
@@ -270,34 +291,52 @@ static inline INVDL_AVX2_BODY __m256 abstanh_inverse_body(__m256 y, int *fix, in
     __m256 ident = _mm256_or_ps(
         _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_INV_IDENTITY), _CMP_NLT_UQ),
         _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ));
-    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
-
-    /* Starting point in float: piece i of t = sqrt(a), by lane permutes. */
     /* Subnormal and tiny y, beyond the approximate square root's range, go
      * to the scalar path. */
     int tiny = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ));
-    __m256 t = _mm256_mul_ps(a, invdl_rsqrt_ps(a));
+    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
+
+    __m256 inv_t = invdl_rsqrt_ps(a);
+    __m256 t = _mm256_mul_ps(a, inv_t);
     __m256i piece = _mm256_min_epi32(
         _mm256_cvttps_epi32(_mm256_mul_ps(t, _mm256_set1_ps((float)(8.0 / ABSTANH_H_TOP)))),
         _mm256_set1_epi32(7));
     __m256 d = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(piece),
                                 _mm256_set1_ps((float)(ABSTANH_H_TOP / 8.0)), t);
-    __m256 h = _mm256_permutevar8x32_ps(_mm256_loadu_ps(ABSTANH_H_F[6]), piece);
-    for (int j = 5; j >= 0; j--)
-        h = _mm256_fmadd_ps(h, d, _mm256_permutevar8x32_ps(_mm256_loadu_ps(ABSTANH_H_F[j]), piece));
-    __m256 x0 = _mm256_mul_ps(t, h);
+    __m256 x0 = _mm256_mul_ps(t, abstanh_pieces(ABSTANH_H_F, piece, d));
+    __m256 inv_fp = _mm256_mul_ps(_mm256_mul_ps(inv_t, _mm256_set1_ps(0.5f)),
+                                  abstanh_pieces(ABSTANH_DX_F, piece, d));
+    st->a = a;
+    st->x0 = x0;
+    st->inv_fp = inv_fp;
+    st->keep = ident;
+    st->m = invdl_ulps_epi32(_mm256_fmadd_ps(_mm256_mul_ps(x0, inv_fp),
+                                             _mm256_set1_ps(ABSTANH_M_X0),
+                                             _mm256_set1_ps(ABSTANH_M0)));
+    *fix |= tiny & ~_mm256_movemask_ps(ident);
+}
 
-    __m256d x0l = invdl_lo_pd(x0), x0h = invdl_hi_pd(x0);
-    __m256d thl = abstanh_tanh_pd(x0l), thh = abstanh_tanh_pd(x0h);
-    __m256 fp = invdl_join_ps(_mm256_cvtpd_ps(abstanh_inverse_fp(x0l, thl)),
-                              _mm256_cvtpd_ps(abstanh_inverse_fp(x0h, thh)));
-    __m256 inv_fp = _mm256_div_ps(_mm256_set1_ps(1.0f), fp);
+static inline INVDL_AVX2_BODY __m128 abstanh_inverse_half(__m256d a, __m256d x0, __m256d inv_fp,
+                                                         __m128i m, int shift, int *undecided)
+{
+    __m256d f0_minus_a = _mm256_fmsub_pd(x0, abstanh_tanh_pd(x0), a);
+    return invdl_newton_half(f0_minus_a, x0, inv_fp, m, shift, undecided);
+}
+
+/* Phase 2: one Newton step in double and the rounding decision. */
+static inline INVDL_AVX2_BODY __m256 abstanh_inverse_finish(__m256 y, const invdl_start8 *st,
+                                                           int *fix)
+{
     int undecided = 0;
-    __m128 r0 = abstanh_inverse_half(invdl_lo_pd(a), x0l, thl, invdl_lo_pd(inv_fp), 0, &undecided);
-    __m128 r1 = abstanh_inverse_half(invdl_hi_pd(a), x0h, thh, invdl_hi_pd(inv_fp), 4, &undecided);
+    __m128 r0 = abstanh_inverse_half(invdl_lo_pd(st->a), invdl_lo_pd(st->x0),
+                                     invdl_lo_pd(st->inv_fp), _mm256_castsi256_si128(st->m), 0,
+                                     &undecided);
+    __m128 r1 = abstanh_inverse_half(invdl_hi_pd(st->a), invdl_hi_pd(st->x0),
+                                     invdl_hi_pd(st->inv_fp), _mm256_extracti128_si256(st->m, 1),
+                                     4, &undecided);
     __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(y));
-    *fix = (undecided | tiny) & ~_mm256_movemask_ps(ident);
-    return _mm256_blendv_ps(r, y, ident);
+    *fix |= undecided & ~_mm256_movemask_ps(st->keep);
+    return _mm256_blendv_ps(r, y, st->keep);
 }
 
 INVDL_AVX2 invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y)
@@ -312,7 +351,8 @@ INVDL_AVX2 invdl_status invdl_abstanh_inverse_avx2(size_t n, const float *y, flo
 {
     if (invdl_bad_arrays(n, y, x))
         return INVDL_EINVAL;
-    (void)invdl_run8(n, y, x, abstanh_inverse_body, invdl_abstanh_inverse1);
+    (void)invdl_run_split(n, y, x, abstanh_inverse_start, abstanh_inverse_finish,
+                          invdl_abstanh_inverse1);
     return INVDL_OK;
 }
 

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define INVDL_AVX2 __attribute__((__target__("avx2,fma")))
-/* For the vector bodies, which must inline into invdl_run8(). */
+/* For the vector bodies, which must inline into the runners below. */
 #define INVDL_AVX2_BODY INVDL_AVX2 __attribute__((__always_inline__))
 
 INVDL_AVX2 static inline __m256d invdl_horner_pd(const double *c, int n, __m256d t)
@@ -79,15 +79,6 @@ INVDL_AVX2 static inline __m256 invdl_estrin_ps(const float *c, int n, __m256 t)
     return v[0];
 }
 
-INVDL_AVX2 static inline __m256 invdl_horner_ps(const float *c, int n, __m256 t)
-{
-    __m256 acc = _mm256_set1_ps(c[n - 1]);
-#pragma GCC unroll 16
-    for (int i = n - 2; i >= 0; i--)
-        acc = _mm256_fmadd_ps(acc, t, _mm256_set1_ps(c[i]));
-    return acc;
-}
-
 INVDL_AVX2 static inline __m256d invdl_lo_pd(__m256 v)
 {
     return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
@@ -98,34 +89,31 @@ INVDL_AVX2 static inline __m256d invdl_hi_pd(__m256 v)
     return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
 
-/* The rounding decision of kernels.h for 4 lanes: returns p rounded to float
- * where p - err and p + err round alike, and sets the bits of *undecided
- * (starting at bit `shift`) for the lanes where they do not, NaN included. */
-INVDL_AVX2 static inline __m128 invdl_round_pd(__m256d p, __m256d err, int shift, int *undecided)
+/* The rounding decision of kernels.h in integer arithmetic, for a bound of
+ * m[i] ulps of double per lane (0 < m < 2^31): p is within m ulps of a
+ * rounding midpoint of float exactly when the 29 bits below float's last one
+ * are within m of 0x10000000, that is when v = low - (0x10000000 - m) lies in
+ * [0, 2m), or v + 2^63 - 2m in [2^63 - 2m, 2^63), the top of the signed
+ * range: one compare.  For p whose float lies in the normal range (callers
+ * flag the others). */
+INVDL_AVX2 static inline __m128 invdl_round_m_pd(__m256d p, __m128i m32, int shift,
+                                                 int *undecided)
 {
-    __m128 lo = _mm256_cvtpd_ps(_mm256_sub_pd(p, err));
-    __m128 hi = _mm256_cvtpd_ps(_mm256_add_pd(p, err));
-    *undecided |= _mm_movemask_ps(_mm_cmp_ps(lo, hi, _CMP_NEQ_UQ)) << shift;
-    return lo;
-}
-
-/* The same decision for a fixed relative bound, in integer arithmetic: p is
- * within m ulps of double of a rounding midpoint of float exactly when the
- * 29 bits below float's last one are within m of 0x10000000.  For p whose
- * float lies in the normal range (the caller flags the others); m is the
- * relative bound E times 2^53 (E*p < E*2^(e+1) = (E*2^53) ulp(p)). */
-INVDL_AVX2 static inline __m128 invdl_round_rel_pd(__m256d p, long long m, int shift,
-                                                   int *undecided)
-{
-    /* low - (0x10000000 - m) lies in [0, 2m) exactly when low + bias lies
-     * in [2^63 - 2m, 2^63), the top of the signed range: one compare. */
-    const long long bias = (long long)(0x7fffffffffffffffULL - (unsigned long long)(2 * m) + 1) -
-                           (0x10000000 - m);
+    const long long top = 0x7fffffffffffffffLL;
+    __m256i m = _mm256_cvtepi32_epi64(m32);
     __m256i low = _mm256_and_si256(_mm256_castpd_si256(p), _mm256_set1_epi64x(0x1fffffff));
-    __m256i near = _mm256_cmpgt_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(bias)),
-                                      _mm256_set1_epi64x(0x7fffffffffffffffLL - 2 * m));
+    __m256i w = _mm256_sub_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(top - 0x10000000 + 1)), m);
+    __m256i t = _mm256_sub_epi64(_mm256_set1_epi64x(top), _mm256_add_epi64(m, m));
+    __m256i near = _mm256_cmpgt_epi64(w, t);
     *undecided |= _mm256_movemask_pd(_mm256_castsi256_pd(near)) << shift;
     return _mm256_cvtpd_ps(p);
+}
+
+/* The same for a fixed relative bound E: E*p < E*2^(e+1) = (E*2^53) ulp(p)
+ * for p in [2^e, 2^(e+1)), so m = E*2^53. */
+INVDL_AVX2 static inline __m128 invdl_round_rel_pd(__m256d p, double rel, int shift, int *undecided)
+{
+    return invdl_round_m_pd(p, _mm_set1_epi32((int)(rel * 0x1p53)), shift, undecided);
 }
 
 /* Lanes whose x*|x|-like result may fall below the normal range, where
@@ -146,6 +134,23 @@ INVDL_AVX2 static inline __m256 invdl_rsqrt_ps(__m256 a)
     __m256 half_ar = _mm256_mul_ps(_mm256_mul_ps(a, r), _mm256_set1_ps(0.5f));
     /* r (3 - a r^2) / 2 */
     return _mm256_fnmadd_ps(half_ar, _mm256_mul_ps(r, r), _mm256_mul_ps(r, _mm256_set1_ps(1.5f)));
+}
+
+/* The error bound of an inverse's refined result in ulps of double, from
+ * m = c0 + c1 * v as computed in float (v >= 0), saturated below 2^30 (any
+ * bound past 2^28 already makes every lane undecided). */
+INVDL_AVX2 static inline __m256i invdl_ulps_epi32(__m256 m)
+{
+    return _mm256_cvttps_epi32(_mm256_min_ps(m, _mm256_set1_ps(0x1p30f)));
+}
+
+/* Phase 2 of the inverses, shared: one Newton step from x0 with the residual
+ * f(x0) - a in double and 1/f' from phase 1, rounded with phase 1's bound. */
+INVDL_AVX2 static inline __m128 invdl_newton_half(__m256d f0_minus_a, __m256d x0, __m256d inv_fp,
+                                                  __m128i m, int shift, int *undecided)
+{
+    __m256d x1 = _mm256_fnmadd_pd(f0_minus_a, inv_fp, x0);
+    return invdl_round_m_pd(x1, m, shift, undecided);
 }
 
 INVDL_AVX2 static inline __m256 invdl_join_ps(__m128 lo, __m128 hi)
@@ -215,6 +220,7 @@ typedef struct invdl_start8 {
     __m256 x0;     /* starting point */
     __m256 inv_fp; /* 1/f' near the root */
     __m256 keep;   /* lanes whose result is the input itself */
+    __m256i m;     /* bound on the refined result's error, ulps of double */
 } invdl_start8;
 
 typedef void (*invdl_phase1)(__m256 in, invdl_start8 *st, int *fix, int *outside);

@@ -194,25 +194,33 @@ static const float SSIN_H_F[9] = {
     -0x1.4eb878p-2f, 0x1.8af69ep-3f,  -0x1.2e9eecp-4f, 0x1.b0667cp-7f,
 };
 
-/* s*sqrt(a)/f'(x) in s on [0, 1], float, degree 8: log2 abs err -27.2.  It
+/* s*sqrt(a)/f'(x) in s on [0, 1], float, degree 6: log2 abs err -22.4.  It
  * gives 1/f' at the root without a division: f' has a simple zero at the top
  * of the branch, where s does too, and f'/sqrt(a) tends to 2 at a = 0. */
-static const float SSIN_G_F[9] = {
-    0x1.b85674p-2f,  0x1.c3e64p-4f,  -0x1.0df9bap-4f, 0x1.5c9ec2p-5f,   -0x1.cee6fcp-6f,
-    0x1.24d31cp-6f,  -0x1.3341f2p-7f, 0x1.b5b36ap-9f, -0x1.2b0dfp-11f,
+static const float SSIN_G_F[7] = {
+    0x1.b8568p-2f,   0x1.c3d528p-4f, -0x1.0ce39ep-4f, 0x1.4f0e9cp-5f,
+    -0x1.7be0c8p-6f, 0x1.386c7ep-7f, -0x1.fa138cp-10f,
 };
 
-/* 1/f' from SSIN_G_F and two approximate reciprocal square roots: relative
- * error within 2^-21, a factor 2 to spare.  Taken at the root rather than at
- * the starting point, it changes the Newton error by a term of the same
- * order as SSIN_NEWTON_C covers. */
-#define SSIN_INV_ERR_DQ 0x1p-20
+/* The SIMD inverse's error bound, a priori, relative to x0 (proof sketch):
+ * the starting point is within K = 2^-20 (relative) of the root (H's 2^-22.9,
+ * two approximate square roots at 2^-22 and float roundings), and 1/f' within
+ * 2^-20 (G's 2^-22.4, the square roots).  After the Newton step,
+ *   |x1 - x| <= x0 (2^-51 + 2^-20 K)         roundings, 1/f' error times step
+ *             + 2^-42 a/f'                    residual's error (a <= x)
+ *             + 2.75 (K x0)^2 / f'            Newton's quadratic term
+ * and a/(x0 f') <= sqrt(a)/f' since x0 >= sqrt(a) on the branch.  In ulps of
+ * double (2^-53 x0 at least): m = 2^13 + (2^11 sqrt(a) + 2.75 2^13 x0)/f'.
+ * The exhaustive verifier confirms every result this path returns. */
+#define SSIN_M0 0x1.01p13f
+#define SSIN_M_SQRT_A 0x1p11f
+#define SSIN_M_X0 (2.75f * 0x1p13f)
 
 static inline INVDL_AVX2_BODY __m128 ssin_forward_half(__m256d a, int shift, int *undecided)
 {
     __m256d u = _mm256_mul_pd(a, a);
     __m256d p = _mm256_fmadd_pd(_mm256_mul_pd(u, u), invdl_horner_pd(SSIN_R, 7, u), u);
-    return invdl_round_rel_pd(p, (long long)(SSIN_FWD_ERR * 0x1p53), shift, undecided);
+    return invdl_round_rel_pd(p, SSIN_FWD_ERR, shift, undecided);
 }
 
 static inline INVDL_AVX2_BODY __m256 ssin_forward_body(__m256 x, int *fix, int *outside)
@@ -225,24 +233,6 @@ static inline INVDL_AVX2_BODY __m256 ssin_forward_body(__m256 x, int *fix, int *
     *outside |= out;
     *fix = undecided;
     return _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
-}
-
-static inline INVDL_AVX2_BODY __m128 ssin_inverse_half(__m256d a, __m256d x0, __m256d inv_fp,
-                                                      int shift, int *undecided)
-{
-    __m256d u0 = _mm256_mul_pd(x0, x0);
-    __m256d f0 = _mm256_fmadd_pd(_mm256_mul_pd(u0, u0), invdl_estrin_pd(SSIN_R, 7, u0), u0);
-    __m256d step = _mm256_mul_pd(_mm256_sub_pd(f0, a), inv_fp);
-    __m256d x1 = _mm256_sub_pd(x0, step);
-    __m256d abs_step = _mm256_andnot_pd(_mm256_set1_pd(-0.0), step);
-    /* kernels.h's bound, plus the float derivative's error times the step. */
-    __m256d f_err = _mm256_fmadd_pd(_mm256_set1_pd(SSIN_NEWTON_C), _mm256_mul_pd(step, step),
-                                    _mm256_mul_pd(_mm256_set1_pd(SSIN_INV_ERR_F), a));
-    __m256d err = _mm256_fmadd_pd(
-        _mm256_set1_pd(SSIN_INV_ERR_X), x1,
-        _mm256_fmadd_pd(_mm256_set1_pd(SSIN_INV_ERR_D + SSIN_INV_ERR_DQ), abs_step,
-                        _mm256_mul_pd(f_err, inv_fp)));
-    return invdl_round_pd(x1, err, shift, undecided);
 }
 
 /* Phase 1: the starting point and 1/f' in float, both from s and sqrt(a). */
@@ -266,13 +256,30 @@ static inline INVDL_AVX2_BODY void ssin_inverse_start(__m256 y, invdl_start8 *st
     __m256 s2 = _mm256_mul_ps(gap, _mm256_set1_ps((float)(1.0 / SSIN_Y_HI)));
     __m256 inv_sqrt_a = invdl_rsqrt_ps(a), inv_s = invdl_rsqrt_ps(s2);
     __m256 s = _mm256_mul_ps(s2, inv_s);
-    __m256 x0 = _mm256_mul_ps(_mm256_mul_ps(a, inv_sqrt_a), invdl_estrin_ps(SSIN_H_F, 9, s));
+    __m256 sqrt_a = _mm256_mul_ps(a, inv_sqrt_a);
+    __m256 x0 = _mm256_min_ps(_mm256_mul_ps(sqrt_a, invdl_estrin_ps(SSIN_H_F, 9, s)),
+                              _mm256_set1_ps((float)SSIN_X_CLAMP));
+    __m256 inv_fp = _mm256_mul_ps(_mm256_mul_ps(inv_sqrt_a, inv_s), invdl_estrin_ps(SSIN_G_F, 7, s));
+    __m256 m = _mm256_fmadd_ps(
+        inv_fp,
+        _mm256_fmadd_ps(_mm256_set1_ps(SSIN_M_X0), x0,
+                        _mm256_mul_ps(_mm256_set1_ps(SSIN_M_SQRT_A), sqrt_a)),
+        _mm256_set1_ps(SSIN_M0));
     st->a = a;
-    st->x0 = _mm256_min_ps(x0, _mm256_set1_ps((float)SSIN_X_CLAMP));
-    st->inv_fp = _mm256_mul_ps(_mm256_mul_ps(inv_sqrt_a, inv_s), invdl_estrin_ps(SSIN_G_F, 9, s));
+    st->x0 = x0;
+    st->inv_fp = inv_fp;
     st->keep = zero;
+    st->m = invdl_ulps_epi32(m);
     *outside |= out;
     *fix |= (out | tiny) & ~_mm256_movemask_ps(zero);
+}
+
+static inline INVDL_AVX2_BODY __m128 ssin_inverse_half(__m256d a, __m256d x0, __m256d inv_fp,
+                                                      __m128i m, int shift, int *undecided)
+{
+    __m256d u0 = _mm256_mul_pd(x0, x0);
+    __m256d f0 = _mm256_fmadd_pd(_mm256_mul_pd(u0, u0), invdl_estrin_pd(SSIN_R, 7, u0), u0);
+    return invdl_newton_half(_mm256_sub_pd(f0, a), x0, inv_fp, m, shift, undecided);
 }
 
 /* Phase 2: one Newton step in double and the rounding decision. */
@@ -280,9 +287,9 @@ static inline INVDL_AVX2_BODY __m256 ssin_inverse_finish(__m256 y, const invdl_s
 {
     int undecided = 0;
     __m128 r0 = ssin_inverse_half(invdl_lo_pd(st->a), invdl_lo_pd(st->x0), invdl_lo_pd(st->inv_fp),
-                                  0, &undecided);
+                                  _mm256_castsi256_si128(st->m), 0, &undecided);
     __m128 r1 = ssin_inverse_half(invdl_hi_pd(st->a), invdl_hi_pd(st->x0), invdl_hi_pd(st->inv_fp),
-                                  4, &undecided);
+                                  _mm256_extracti128_si256(st->m, 1), 4, &undecided);
     __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(y));
     *fix |= undecided & ~_mm256_movemask_ps(st->keep);
     return _mm256_blendv_ps(r, y, st->keep);

@@ -220,8 +220,8 @@ def ginv(s):
     return s * mp.sqrt(a) / (mp.sin(x) + x * mp.cos(x))
 
 
-cs = [to_float(c) for c in fit(ginv, 0, 1, 8)]
-emit_float("SSIN_G_F", cs, "s*sqrt(a)/f'(x) in s on [0, 1], float, degree 8: log2 abs err %.1f"
+cs = [to_float(c) for c in fit(ginv, 0, 1, 6)]
+emit_float("SSIN_G_F", cs, "s*sqrt(a)/f'(x) in s on [0, 1], float, degree 6: log2 abs err %.1f"
            % worst(ginv, lambda s: horner(cs, s), mp.mpf(0), mp.mpf(1), False, 400))
 
 
