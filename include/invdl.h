@@ -43,8 +43,13 @@
  * - Every function is reentrant; the library has no global mutable state.
  *   Kernels and read-only model calls may run concurrently (see the models
  *   section for exactly what may run at once).
- * - Fallible calls are marked INVDL_NODISCARD; define INVDL_NO_NODISCARD
- *   before including this header to turn the marking off.
+ * - Fallible calls are marked INVDL_NODISCARD.  Define
+ *   INVDL_WARN_UNUSED_RESULT before including this header (invdl's own
+ *   build does) and GCC or clang warn wherever a returned status is
+ *   ignored.  It is opt-in because GCC's warning cannot be silenced with a
+ *   (void) cast: marking unconditionally would break -Werror builds of code
+ *   that ignores a status on purpose (invdl_model_add(), say, which takes
+ *   the layer even on error).
  */
 #ifndef INVDL_H
 #define INVDL_H
@@ -78,9 +83,7 @@ unsigned invdl_version_number(void);
  *  @return : INVDL_VERSION_STRING of the linked library (static storage). */
 const char *invdl_version_string(void);
 
-#if defined(INVDL_NO_NODISCARD)
-#define INVDL_NODISCARD
-#elif defined(__GNUC__) || defined(__clang__)
+#if defined(INVDL_WARN_UNUSED_RESULT) && (defined(__GNUC__) || defined(__clang__))
 #define INVDL_NODISCARD __attribute__((__warn_unused_result__))
 #else
 #define INVDL_NODISCARD
@@ -328,9 +331,12 @@ invdl_model *invdl_model_create(size_t width);
 
 /*! invdl_model_add() :
  *  Appends `layer`.  The model takes ownership, also on error (the layer
- *  is then freed).
- *  @return : INVDL_OK; INVDL_EINVAL (NULL model or layer, width mismatch);
- *            INVDL_ENOMEM. */
+ *  is then freed) - except when `layer` already belongs to a model (this
+ *  one or another): that is INVDL_EINVAL and the layer stays with its
+ *  model, untouched.  A layer a model owns is freed with the model;
+ *  invdl_layer_free() on it does nothing.
+ *  @return : INVDL_OK; INVDL_EINVAL (NULL model or layer, width mismatch,
+ *            layer already in a model); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_add(invdl_model *model, invdl_layer *layer); /* takes ownership, also on error */
 
 /*! invdl_model_inverse() :

@@ -21,6 +21,7 @@
 #include "layer.h"
 #include "rng.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -377,6 +378,13 @@ static void sgd_step(const invdl_fit_options *o, size_t np, const float *cur, co
     }
 }
 
+/* A loss counts as finite when the float it is reported as is: a sum of
+ * squares can overflow float while double still holds it. */
+static int loss_is_finite(double loss)
+{
+    return loss >= 0.0 && loss <= (double)FLT_MAX;
+}
+
 /* Mean loss of the model on all n samples (epochs == 0, divergence). */
 static invdl_status evaluate(trainer *t, size_t n, const float *x, const float *y, double *loss)
 {
@@ -401,7 +409,7 @@ static void restore_finite(trainer *t, size_t n, const float *x, const float *y,
     for (size_t i = count; i-- > 0;) {
         double loss;
         (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]);
-        if (evaluate(t, n, x, y, &loss) == INVDL_OK && isfinite(loss))
+        if (evaluate(t, n, x, y, &loss) == INVDL_OK && loss_is_finite(loss))
             return;
     }
     (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[0]);
@@ -471,11 +479,11 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 st = INVDL_ENOMEM;
                 break;
             }
-            if (!isfinite(loss) || !all_finite_doubles(np, t.grad)) {
+            if (!loss_is_finite(loss) || !all_finite_doubles(np, t.grad)) {
                 /* The current parameters gave a non-finite loss or
                  * gradient: go back to parameters that give a finite loss
                  * on all the data. */
-                epoch_loss = isfinite(loss) ? (double)NAN : loss;
+                epoch_loss = isnan(loss) || loss_is_finite(loss) ? (double)NAN : (double)INFINITY;
                 st = INVDL_EDIVERGED;
                 break;
             }

@@ -259,6 +259,34 @@ static void test_divergence(void **state)
     invdl_model_free(m);
 }
 
+/* A step can overflow the float loss while the parameters and the double
+ * sum of squares stay finite: that loss is not finite either, and the
+ * restored parameters must give a loss a float can hold.  One dense unit,
+ * W = w0, b = 0, batches of 32 with mean x^2 = 5.25 and target 0: the first
+ * step multiplies W by about 1 - 2 lr 5.25, so lr = 2^61.6 takes the second
+ * batch's loss past FLT_MAX (about 1e39) but not past double's range. */
+static void test_divergence_past_float_range(void **state)
+{
+    (void)state;
+    enum { S = 64 };
+    float x[S], t[S], loss;
+    for (int i = 0; i < S; i++) {
+        x[i] = (float)(i % 8) - 3.5f;
+        t[i] = 0.0f;
+    }
+    invdl_model *m = invdl_model_create(1);
+    assert_non_null(m);
+    assert_int_equal(invdl_model_add(m, invdl_layer_dense(1, 1)), INVDL_OK);
+    invdl_fit_options o = invdl_fit_defaults();
+    o.learning_rate = 3.43597e18f;
+    assert_int_equal(invdl_model_fit(m, S, x, t, &o, &loss), INVDL_EDIVERGED);
+    o = invdl_fit_defaults();
+    o.epochs = 0;
+    assert_int_equal(invdl_model_fit(m, S, x, t, &o, &loss), INVDL_OK);
+    assert_true(isfinite(loss));
+    invdl_model_free(m);
+}
+
 /* A step that would make a dense W singular is not taken: with W = I,
  * b = 0, one sample x = (1, 0) with target 0 and learning rate 1, the step
  * W -= r x^T (r = W x - t = (1, 0)) would zero W's first column. */
@@ -542,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_learns_target_network),
         cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_divergence_past_float_range),
         cmocka_unit_test(test_singular_step),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_callback_stops),
