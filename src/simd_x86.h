@@ -169,10 +169,11 @@ INVDL_AVX2 static inline __m256 invdl_sign_ps(__m256 v)
     return _mm256_and_ps(_mm256_set1_ps(-0.0f), v);
 }
 
-/* Runs a vector body over n floats: full blocks of 8 straight from memory,
- * the tail through a zero-padded buffer.  body(in, out) computes 8 results
- * into out (an 8-float buffer) and returns a lane mask of results to be
- * replaced by the scalar function fix(in[k]) and a flag for the status. */
+/* Runs a vector body over n floats: full vectors of 8 straight from memory,
+ * the tail through a zero-padded buffer.  body(in, &lanes, &outside)
+ * returns 8 results, sets in lanes those the scalar function fix() must
+ * replace, and raises outside for the status.  A vector is stored only
+ * after its fix-ups, which read its inputs: out may be in. */
 typedef __m256 (*invdl_body8)(__m256 in, int *fix_lanes, int *outside);
 
 INVDL_AVX2 static inline int invdl_run8(size_t n, const float *in, float *out, invdl_body8 body,
@@ -210,11 +211,15 @@ INVDL_AVX2 static inline int invdl_run8(size_t n, const float *in, float *out, i
     return outside;
 }
 
+#define INVDL_BLOCK 64
+
 /* A two-phase runner for the inverses.  Phase 1 computes, in float, a
  * starting point and its derivative for a block of up to 64 inputs; phase 2
  * refines them in double.  Split this way, each loop carries short
  * dependency chains that the CPU overlaps across iterations, where one long
- * chain per vector would leave it waiting. */
+ * chain per vector would leave it waiting.  Results reach out only after
+ * the block's fix-ups, which read its inputs: out may be in.  The last,
+ * partial block runs on a zero-padded copy. */
 typedef struct invdl_start8 {
     __m256 a;      /* |input|, sanitized for the arithmetic */
     __m256 x0;     /* starting point */
@@ -226,8 +231,6 @@ typedef struct invdl_start8 {
 typedef void (*invdl_phase1)(__m256 in, invdl_start8 *st, int *fix, int *outside);
 typedef __m256 (*invdl_phase2)(__m256 in, const invdl_start8 *st, int *fix);
 
-#define INVDL_BLOCK 64
-
 INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *out,
                                              invdl_phase1 first, invdl_phase2 second,
                                              float (*fix)(float))
@@ -235,21 +238,20 @@ INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *o
     int outside = 0;
     for (size_t i = 0; i < n; i += INVDL_BLOCK) {
         size_t len = n - i < INVDL_BLOCK ? n - i : INVDL_BLOCK;
-        size_t vecs = (len + 7) / 8;
-        float src[INVDL_BLOCK];
+        float pad[INVDL_BLOCK], dst[INVDL_BLOCK];
+        const float *src = in + i;
+        if (len < INVDL_BLOCK) {
+            memcpy(pad, src, len * sizeof *pad);
+            memset(pad + len, 0, (INVDL_BLOCK - len) * sizeof *pad);
+            src = pad;
+        }
         invdl_start8 st[INVDL_BLOCK / 8];
-        int lanes[INVDL_BLOCK / 8];
-        /* A copy of the inputs: out may be in, and the fix-ups need them. */
-        memcpy(src, in + i, len * sizeof *src);
-        if (len < INVDL_BLOCK)
-            memset(src + len, 0, (INVDL_BLOCK - len) * sizeof *src);
-        for (size_t v = 0; v < vecs; v++) {
+        int lanes[INVDL_BLOCK / 8], any = 0;
+        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
             lanes[v] = 0;
             first(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v], &outside);
         }
-        float dst[INVDL_BLOCK];
-        int any = 0;
-        for (size_t v = 0; v < vecs; v++) {
+        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
             _mm256_storeu_ps(dst + 8 * v, second(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v]));
             any |= lanes[v];
         }
@@ -257,7 +259,11 @@ INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *o
             for (size_t k = 0; k < len; k++)
                 if (lanes[k / 8] >> (k % 8) & 1)
                     dst[k] = fix(src[k]);
-        memcpy(out + i, dst, len * sizeof *dst);
+        if (len == INVDL_BLOCK)
+            for (size_t v = 0; v < INVDL_BLOCK / 8; v++)
+                _mm256_storeu_ps(out + i + 8 * v, _mm256_loadu_ps(dst + 8 * v));
+        else
+            memcpy(out + i, dst, len * sizeof *dst);
     }
     return outside;
 }
