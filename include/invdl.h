@@ -39,7 +39,13 @@
  *   arrays are not supported.
  * - A NULL array with a nonzero size, or a size whose byte count does not
  *   fit in memory, is INVDL_EINVAL and nothing is written.  Size 0 is a
- *   no-op returning INVDL_OK; the pointers are then not read.
+ *   no-op returning INVDL_OK once the other arguments (an mprelu alpha_min,
+ *   say) check out; the pointers are then not read.
+ * - Results assume the default floating-point environment: round to
+ *   nearest, subnormals neither flushed to zero nor read as zero.  Under
+ *   FTZ/DAZ (which -ffast-math start-up code and some frameworks turn on)
+ *   or another rounding mode, kernel results may be off by an ulp or, for
+ *   tiny values, flushed to zero.
  * - Every function is reentrant; the library has no global mutable state.
  *   Kernels and read-only model calls may run concurrently (see the models
  *   section for exactly what may run at once).

@@ -95,7 +95,7 @@ static double abstanh_tanh(double a)
 
 /* expm1(r) for |r| <= 0.35 in double-double, nested Taylor series
  * r (1 + r/2 (1 + r/3 (...))); 27 levels leave a remainder below
- * 0.35^28/28! < 2^-150. */
+ * 0.35^28/28! < 2^-140. */
 static dd abstanh_expm1_dd(dd r)
 {
     dd t = dd_make(1.0, 0.0);
@@ -104,9 +104,17 @@ static dd abstanh_expm1_dd(dd r)
     return dd_mul(t, r);
 }
 
-/* x*tanh(x) in double-double for 0 <= x <= 9 with 2x exact. */
+/* x*tanh(x) in double-double for 0 <= x <= 9 with x*x exact. */
 dd invdl_abstanh_exact(double x)
 {
+    /* Below 2^-26, x tanh x = x^2 (1 - x^2/3 + ...) with x^2 exact and the
+     * next term under half an ulp of it: kept as the low part, it decides
+     * the ties where x^2 is a rounding midpoint (the series below would lose
+     * it to double-double's precision). */
+    if (x < 0x1p-26) {
+        double u = x * x;
+        return dd_make(u, -(u * u) / 3.0);
+    }
     double z = -2.0 * x;
     double k = (z * INV_LN2 + ROUND_MAGIC) - ROUND_MAGIC;
     dd r = dd_add(dd_make(z, 0.0), dd_neg(dd_mul_d(dd_make(LN2_DD_HI, LN2_DD_LO), k)));

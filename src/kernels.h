@@ -21,6 +21,16 @@
 #include "dd.h"
 #include "invdl_private.h"
 
+#include <float.h>
+
+/* Every bound and every double-double step here assumes that float and
+ * double operations round once, to their own format (C's FLT_EVAL_METHOD
+ * 0): x87 arithmetic, which keeps extra precision, breaks them.  meson
+ * builds 32-bit x86 with SSE2 arithmetic. */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "invdl's kernels need FLT_EVAL_METHOD == 0 (on 32-bit x86: -msse2 -mfpmath=sse)"
+#endif
+
 /* SIMD paths are built where GCC/clang can target AVX2+FMA per function;
  * they run only on CPUs that have it (dispatch.c). */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \

@@ -90,7 +90,8 @@ INVDL_AVX2 static inline __m256d invdl_hi_pd(__m256 v)
 }
 
 /* The rounding decision of kernels.h in integer arithmetic, for a bound of
- * m[i] ulps of double per lane (0 < m < 2^31): p is within m ulps of a
+ * m[i] ulps of double per lane (0 < m <= 2^27, or 2^29 for "undecided"):
+ * p is within m ulps of a
  * rounding midpoint of float exactly when the 29 bits below float's last one
  * are within m of 0x10000000, that is when v = low - (0x10000000 - m) lies in
  * [0, 2m), or v + 2^63 - 2m in [2^63 - 2m, 2^63), the top of the signed
@@ -136,12 +137,15 @@ INVDL_AVX2 static inline __m256 invdl_rsqrt_ps(__m256 a)
     return _mm256_fnmadd_ps(half_ar, _mm256_mul_ps(r, r), _mm256_mul_ps(r, _mm256_set1_ps(1.5f)));
 }
 
-/* The error bound of an inverse's refined result in ulps of double, from
- * m = c0 + c1 * v as computed in float (v >= 0), saturated below 2^30 (any
- * bound past 2^28 already makes every lane undecided). */
+/* The error bound of an inverse's refined result in ulps of double, as
+ * computed in float.  invdl_round_m_pd() holds for m <= 2^27 only (just
+ * above a power of two, the midpoint below it is 2^27 ulps of p away), so
+ * any larger bound, NaN included, becomes 2^29, which leaves every lane
+ * undecided. */
 INVDL_AVX2 static inline __m256i invdl_ulps_epi32(__m256 m)
 {
-    return _mm256_cvttps_epi32(_mm256_min_ps(m, _mm256_set1_ps(0x1p30f)));
+    __m256 fits = _mm256_cmp_ps(m, _mm256_set1_ps(0x1p27f), _CMP_LE_OQ);
+    return _mm256_cvttps_epi32(_mm256_blendv_ps(_mm256_set1_ps(0x1p29f), m, fits));
 }
 
 /* Phase 2 of the inverses, shared: one Newton step from x0 with the residual

@@ -76,7 +76,7 @@ static const double SSIN_H[12] = {
 #define SSIN_FWD_ERR 0x1p-42
 #define SSIN_INV_ERR_X 0x1p-50
 #define SSIN_INV_ERR_F 0x1p-42
-#define SSIN_INV_ERR_D 0x1p-40
+#define SSIN_INV_ERR_D 0x1p-36
 
 static double ssin_sinc(double u)
 {

@@ -266,6 +266,42 @@ static void test_in_place(void **state)
     assert_memory_equal(a, b, sizeof a);
 }
 
+/* Exact ties: where x is small and x^2 is exactly a rounding midpoint of
+ * float, the exact value lies just below it (x sin x and x tanh x are both
+ * x^2 (1 - O(x^2))), so the answer is the float below x^2, whatever a
+ * long double reference (which rounds to x^2 itself) would say.  x = M 2^E
+ * with M odd: x^2 is a 25-bit midpoint for 4096 < M < 5793, and a
+ * subnormal one for E = -75, M < 4096. */
+static float float_below(double u)
+{
+    float f = (float)u;
+    return (double)f > u ? nextafterf(f, 0.0f) : f;
+}
+
+static void check_tie(double x)
+{
+    float xf = (float)x, y;
+    assert_true((double)xf == x);
+    float want = float_below(x * x);
+    assert_int_equal(invdl_ssin_forward(1, &xf, &y), INVDL_OK);
+    if (y != want)
+        fail_msg("x = %a: got %a, want %a (x^2 = %a is a tie)", x, (double)y, (double)want, x * x);
+    xf = -xf;
+    assert_int_equal(invdl_ssin_forward(1, &xf, &y), INVDL_OK);
+    assert_true(y == -want);
+}
+
+static void test_exact_ties(void **state)
+{
+    (void)state;
+    static const int exps[] = {-75, -62, -56, -50, -42, -40};
+    for (size_t k = 0; k < sizeof exps / sizeof exps[0]; k++)
+        for (int m = 4097; m < 5793; m += 2)
+            check_tie(ldexp((double)m, exps[k]));
+    for (int m = 1; m < 4096; m += 2)
+        check_tie(ldexp((double)m, -75));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_inverse_accuracy_every_binade),
         cmocka_unit_test(test_branch_edge),
         cmocka_unit_test(test_special_values),
+        cmocka_unit_test(test_exact_ties),
         cmocka_unit_test(test_odd_symmetry),
         cmocka_unit_test(test_monotone),
         cmocka_unit_test(test_domain_status),
