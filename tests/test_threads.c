@@ -7,9 +7,13 @@
  * round trip, gradient, get_params and save to memory, while other threads
  * make and free inverses of the shared layers and models (which takes and
  * drops references to the shared parameter blocks).  Every result must be
- * bit for bit what one thread computed alone.  CI runs this test under
+ * bit for bit what one thread computed alone.  Also: a model freed while
+ * another thread uses the inverse model sharing its blocks, and two
+ * threads saving to one path.  CI runs this test under
  * ThreadSanitizer, which reports any data race among those calls.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +21,10 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "invdl.h"
 #include "reference.h"
@@ -296,11 +302,58 @@ static void test_free_while_linked_in_use(void **state)
     }
 }
 
+/* Two threads saving different models to one path: the file always
+ * holds one whole model, and no temporary file is left. */
+typedef struct save_job {
+    const invdl_model *model;
+    const char *path;
+    int failures;
+} save_job;
+
+static void *save_repeatedly(void *arg)
+{
+    save_job *j = arg;
+    for (int rep = 0; rep < 20; rep++)
+        j->failures += invdl_model_save(j->model, j->path) != INVDL_OK;
+    return NULL;
+}
+
+static void test_concurrent_saves(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/invdl-threads-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/model.invdl", dir);
+    invdl_model *a = invdl_model_create(W), *b = invdl_model_create(W);
+    assert_int_equal(invdl_model_add(a, invdl_layer_dense(W, 10)), INVDL_OK);
+    assert_int_equal(invdl_model_add(b, invdl_layer_mprelu(W, 11)), INVDL_OK);
+    assert_int_equal(invdl_model_add(b, invdl_layer_dense(W, 12)), INVDL_OK);
+    save_job ja = {a, path, 0}, jb = {b, path, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, save_repeatedly, &ja), 0);
+    assert_int_equal(pthread_create(&tb, NULL, save_repeatedly, &jb), 0);
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    assert_int_equal(ja.failures + jb.failures, 0);
+    invdl_status st;
+    invdl_model *back = invdl_model_load(path, &st);
+    assert_int_equal(st, INVDL_OK);
+    size_t depth = invdl_model_depth(back);
+    assert_true(depth == 1 || depth == 2);
+    invdl_model_free(back);
+    /* Only the file itself is left: unlinking it empties the directory. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+    invdl_model_free(a);
+    invdl_model_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_model),
         cmocka_unit_test(test_free_while_linked_in_use),
+        cmocka_unit_test(test_concurrent_saves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
