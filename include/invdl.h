@@ -47,8 +47,9 @@
  *   or another rounding mode, kernel results may be off by an ulp or, for
  *   tiny values, flushed to zero.
  * - Every function is reentrant; the library has no global mutable state.
- *   Kernels and read-only model calls may run concurrently (see the models
- *   section for exactly what may run at once).
+ *   Calls on objects that share nothing may run in any threads at once;
+ *   kernels and the calls that only read a model may run at once on shared
+ *   objects too (the models section says exactly which).
  * - Fallible calls are marked INVDL_NODISCARD.  Define
  *   INVDL_WARN_UNUSED_RESULT before including this header (invdl's own
  *   build does) and GCC or clang warn wherever a returned status is
@@ -369,12 +370,37 @@ INVDL_NODISCARD invdl_status invdl_model_log_det(invdl_model *model, size_t batc
 /*! invdl_model_free() : frees the model and its layers; NULL is fine. */
 void         invdl_model_free(invdl_model *model);        /* NULL is fine */
 
-/* Threads: predict, log_det, roundtrip, gradient, get_params and save only
- * read a model and may run at once on one model or on models sharing
- * parameters.  fit, set_params, add and free change them: nothing else may
- * use the models sharing those parameters meanwhile.  Arrays given to a
- * model call may be the same array (in == out) but must not otherwise
- * overlap. */
+/* Threads.  Objects that share no parameter block are independent: any
+ * calls on them may run at once.  Layers and models made from one another
+ * share blocks: a layer and its invdl_layer_inverse(), a model and its
+ * invdl_model_inverse(), and every model holding such layers.  On objects
+ * that share blocks:
+ *   - these only read, and may run at once, from any number of threads:
+ *     invdl_model_predict(), invdl_model_predict_inverse(),
+ *     invdl_model_log_det(), invdl_model_roundtrip(),
+ *     invdl_model_gradient(), invdl_model_get_params(),
+ *     invdl_model_param_count(), invdl_model_save(),
+ *     invdl_model_save_memory(), invdl_layer_apply(),
+ *     invdl_layer_log_det(), invdl_layer_get_params() and the accessors;
+ *   - these may also run alongside the readers: invdl_layer_inverse() and
+ *     invdl_model_inverse() of a shared object, and freeing one object
+ *     while others sharing its blocks are in use (e.g. the forward model
+ *     freed while another thread predicts with its inverse model): block
+ *     reference counts are C11 atomics (a compiler that defines
+ *     __STDC_NO_ATOMICS__ builds plain counters, and then these need the
+ *     same exclusion as the writers below);
+ *   - these change blocks or a model and need every other user of those
+ *     blocks to wait: invdl_model_fit(), invdl_model_set_params(),
+ *     invdl_layer_set_params().  A forward model and its linked inverse
+ *     share blocks, so training (or setting the parameters of) one while
+ *     another thread predicts with the other is a data race;
+ *   - invdl_model_add() changes its model, and no object may be used by
+ *     one thread while another frees it.
+ * fit's on_epoch callback runs in the calling thread between epochs and
+ * may read the models (predict, save) but not start another fit on them.
+ * Saving one path from two threads at once leaves one whole file.  Arrays
+ * given to a model call may be the same array (in == out) but must not
+ * otherwise overlap. */
 
 /*! invdl_model_width(), invdl_model_depth() :
  *  @return : features per sample; number of layers (0 for NULL). */
@@ -567,13 +593,17 @@ INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t bat
  *  Writes the model to a temporary file in path's directory, syncs it and
  *  renames it over path, so that path holds either the old file or the
  *  whole new one.
- *  @return : INVDL_OK; INVDL_EINVAL; INVDL_EIO (an existing file at `path`
- *            is left intact); INVDL_ENOMEM. */
+ *  @return : INVDL_OK; INVDL_EINVAL; INVDL_EIO (the file could not be
+ *            written whole: disk full, directory missing or not writable,
+ *            `path` a directory; an existing file at `path` is left intact
+ *            and the temporary file removed); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_save(const invdl_model *model, const char *path);
 
 /*! invdl_model_load() :
  *  Validates everything (size, magic, version, CRC, kinds, settings,
  *  finite values, invertible W) before returning a model.
+ *  Anything but a regular file (a directory, a FIFO, a device) is
+ *  INVDL_EIO at once, without waiting for a writer.
  *  @return : a new model the caller owns, or NULL with *status (if status
  *            is not NULL) set to INVDL_EIO (no such file, unreadable),
  *            INVDL_EFORMAT (truncated, corrupt, other version), INVDL_EINVAL
@@ -584,7 +614,7 @@ invdl_model *invdl_model_load(const char *path, invdl_status *status);
  *  The file's bytes, to memory.  *size receives the bytes needed; with
  *  data == NULL and capacity == 0 nothing else happens (a size query).
  *  @return : INVDL_OK; INVDL_EINVAL (NULL model or size, or capacity below
- *            the size: nothing written). */
+ *            the size: nothing written); INVDL_ENOMEM (nothing written). */
 INVDL_NODISCARD invdl_status invdl_model_save_memory(const invdl_model *model, void *data,
                                                      size_t capacity, size_t *size);
 

@@ -61,10 +61,13 @@ static void dense_cache_free(void *cache)
 
 static void *dense_cache_new(size_t width)
 {
+    size_t nn;
+    if (!invdl_mul_size(width, width, &nn))
+        return NULL;
     dense_cache *c = invdl_malloc(sizeof *c);
     if (c == NULL)
         return NULL;
-    c->lu = invdl_alloc_array(width * width, sizeof *c->lu);
+    c->lu = invdl_alloc_array(nn, sizeof *c->lu);
     c->perm = invdl_alloc_array(width, sizeof *c->perm);
     c->work = invdl_alloc_array(width, 2 * sizeof *c->work);
     if (c->lu == NULL || c->perm == NULL || c->work == NULL) {

@@ -213,7 +213,7 @@ static void sync_directory(const char *path, char *buf, size_t len)
             dir = buf;
         }
     }
-    int fd = open(dir, O_RDONLY);
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         (void)fsync(fd);
         (void)close(fd);
@@ -426,7 +426,10 @@ invdl_model *invdl_model_load(const char *path, invdl_status *status)
     if (path == NULL)
         goto done;
     st = INVDL_EIO;
-    fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a
+     * writer; anything but a regular file is refused below, and reads of
+     * a regular file ignore the flag. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size < 0)
         goto done;

@@ -173,20 +173,22 @@ invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks
                                      const float *values)
 {
     /* First check and prepare everything into the spare caches, then
-     * commit: a failure anywhere leaves every block as it was. */
-    const float *v = values;
+     * commit: a failure anywhere leaves every block as it was.  Offsets,
+     * not pointer steps: values may be NULL when every count is 0. */
+    size_t at = 0;
     for (size_t i = 0; i < nblocks; i++) {
         const invdl_params *p = blocks[i];
-        if (!p->ops->valid(p->width, p->settings, p->count > 0 ? v : NULL))
+        const float *v = p->count > 0 ? values + at : NULL;
+        if (!p->ops->valid(p->width, p->settings, v))
             return INVDL_EINVAL;
         if (p->ops->cache_new != NULL) {
             invdl_status st = p->ops->prepare(p, v, p->spare);
             if (st != INVDL_OK)
                 return st;
         }
-        v += p->count;
+        at += p->count;
     }
-    v = values;
+    at = 0;
     for (size_t i = 0; i < nblocks; i++) {
         invdl_params *p = blocks[i];
         /* A block listed twice is written once: its spare already holds the
@@ -196,22 +198,23 @@ invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks
             seen |= blocks[k] == p;
         if (!seen) {
             if (p->count > 0)
-                memmove(p->values, v, p->count * sizeof *v);
+                memmove(p->values, values + at, p->count * sizeof *values);
             void *t = p->cache;
             p->cache = p->spare;
             p->spare = t;
         }
-        v += p->count;
+        at += p->count;
     }
     return INVDL_OK;
 }
 
 void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst)
 {
+    size_t at = 0;
     for (size_t b = 0; b < nblocks; b++) {
         if (blocks[b]->count > 0)
-            memcpy(dst, blocks[b]->values, blocks[b]->count * sizeof *dst);
-        dst += blocks[b]->count;
+            memcpy(dst + at, blocks[b]->values, blocks[b]->count * sizeof *dst);
+        at += blocks[b]->count;
     }
 }
 

@@ -1,0 +1,232 @@
+/*
+ * make_corpus.c - writes the seed corpus of the fuzz harnesses:
+ *     build/tests/fuzz/fuzz-make-corpus tests/fuzz/corpus
+ * load/:    saved model files (every kind, linked and inverse layers, an
+ *           inverse model, an empty model);
+ * kernels/: one input per kernel and direction, data of every mode;
+ * models/:  models of several widths and depths, with parameter edits,
+ *           raw-bit inputs and training.
+ * The files are committed; this program documents where they came from.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "invdl.h"
+
+static int write_file(const char *dir, const char *name, const void *data, size_t size)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
+        perror(path);
+        return 0;
+    }
+    return 1;
+}
+
+static int save_model(const char *dir, const char *name, const invdl_model *m)
+{
+    size_t size;
+    if (invdl_model_save_memory(m, NULL, 0, &size) != INVDL_OK)
+        return 0;
+    unsigned char *buf = malloc(size);
+    int ok = buf != NULL && invdl_model_save_memory(m, buf, size, &size) == INVDL_OK &&
+             write_file(dir, name, buf, size);
+    free(buf);
+    return ok;
+}
+
+static int add(invdl_model *m, invdl_layer *l)
+{
+    return invdl_model_add(m, l) == INVDL_OK;
+}
+
+static int load_corpus(const char *dir)
+{
+    int ok = 1;
+    invdl_model *m = invdl_model_create(3);
+    ok &= add(m, invdl_layer_dense(3, 1)) && add(m, invdl_layer_mprelu_min(3, 2, 0.125f)) &&
+          add(m, invdl_layer_abstanh(3)) && add(m, invdl_layer_ssin(3)) &&
+          add(m, invdl_layer_inverse(invdl_model_layer(m, 1)));
+    invdl_model *inv = invdl_model_inverse(m);
+    ok &= inv != NULL && save_model(dir, "every-kind.invdl", m) &&
+          save_model(dir, "inverse-model.invdl", inv);
+    invdl_model_free(inv);
+    invdl_model_free(m);
+    m = invdl_model_create(5);
+    ok &= m != NULL && save_model(dir, "empty.invdl", m);
+    invdl_model_free(m);
+    m = invdl_model_create(4);
+    ok &= add(m, invdl_layer_dense(4, 9)) && add(m, invdl_layer_mprelu(4, 10)) &&
+          add(m, invdl_layer_dense(4, 11)) && save_model(dir, "dense-blocks.invdl", m);
+    invdl_model_free(m);
+    return ok;
+}
+
+/* Deterministic filler bytes. */
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        p[i] = (uint8_t)(s >> 56);
+    }
+}
+
+static int kernels_corpus(const char *dir)
+{
+    int ok = 1;
+    static uint8_t buf[8 + 520 * 4 + 260 * 4];
+    for (int k = 0; k < 7; k++) {
+        for (int mode = 0; mode < 4; mode += 3) {
+            size_t size = 4 + 64 * 4 + 3;
+            fill(buf, sizeof buf, (uint64_t)(k * 16 + mode + 1));
+            buf[0] = (uint8_t)k;
+            buf[1] = (uint8_t)(k * 0x35 + 3); /* alignments */
+            buf[2] = (uint8_t)mode;
+            if (k == 4 || k == 5) {
+                /* Forward: 2 rows of 260 columns, past the kernel's chunk
+                 * of 256 slopes; inverse: 9 rows of 7. */
+                buf[3] = (uint8_t)(k == 4 ? 0x80 + 20 : 7);
+                buf[4] = (uint8_t)(k == 4 ? 2 : 8);
+                buf[5] = (uint8_t)(mode == 3 ? 0x1e : 0x06);
+                size = k == 4 ? 7 + 260 * 4 + 520 * 4 : 7 + 7 * 4 + 63 * 4;
+            }
+            char name[32];
+            snprintf(name, sizeof name, "kernel%d-mode%d", k, mode);
+            ok &= write_file(dir, name, buf, size);
+        }
+    }
+    return ok;
+}
+
+/* The bytes fuzz_models.c reads, written in its order. */
+typedef struct encoder {
+    uint8_t buf[1024];
+    size_t size;
+} encoder;
+
+static void u8(encoder *e, unsigned v)
+{
+    e->buf[e->size++] = (uint8_t)v;
+}
+
+static void u32(encoder *e, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        u8(e, (v >> (8 * i)) & 0xffu);
+}
+
+/* Layer ops: 0 ssin, 1 abstanh, 2 mprelu (seed, alpha_min choice), 3 dense
+ * (seed), 4 the inverse of layer `index`, 5 an inverse-direction layer. */
+static void op(encoder *e, unsigned code, unsigned arg)
+{
+    u8(e, code);
+    switch (code) {
+    case 2: u8(e, arg); u8(e, arg >> 8); break;
+    case 3: u32(e, arg); break;
+    case 4: u8(e, arg); break;
+    case 5: u8(e, arg); if (arg == 2) { u8(e, 7); u8(e, 1); } if (arg == 3) u32(e, 99); break;
+    default: break;
+    }
+}
+
+/* An edit of one parameter: how 0 maps raw to [-2, 2], how 1 takes the bits. */
+static void edit(encoder *e, unsigned layer, uint32_t index, unsigned how, uint32_t raw)
+{
+    u8(e, layer);
+    u32(e, index);
+    u8(e, how);
+    u32(e, raw);
+}
+
+static void inputs(encoder *e, size_t width, unsigned batch, unsigned mode, uint64_t seed)
+{
+    u8(e, batch - 1);
+    u8(e, mode);
+    uint8_t raw[4 * 8 * 8];
+    fill(raw, 4 * width * batch, seed);
+    for (size_t i = 0; i < 4 * width * batch; i++)
+        u8(e, raw[i]);
+}
+
+static int models_corpus(const char *dir)
+{
+    int ok = 1;
+    encoder e = {{0}, 0};
+    /* Width 8, 12 layers of every kind, a linked inverse and an inverse
+     * abs-tanh; inputs in [-1, 1]. */
+    u8(&e, 7), u8(&e, 12);
+    op(&e, 3, 1), op(&e, 2, 0x0100), op(&e, 3, 2), op(&e, 2, 0x0201), op(&e, 1, 0);
+    op(&e, 3, 3), op(&e, 2, 0x0302), op(&e, 4, 1), op(&e, 3, 4), op(&e, 0, 0);
+    op(&e, 5, 1), op(&e, 3, 5);
+    u8(&e, 0);
+    inputs(&e, 8, 8, 0, 11);
+    ok &= write_file(dir, "w8-deep", e.buf, e.size);
+
+    /* Width 3: a dense layer and its inverse, PReLU, an inverse signed
+     * sin; one W entry edited, one alpha set to NaN (refused). */
+    e.size = 0;
+    u8(&e, 2), u8(&e, 4);
+    op(&e, 3, 7), op(&e, 4, 0), op(&e, 2, 0x0403), op(&e, 5, 0);
+    u8(&e, 2);
+    edit(&e, 0, 4, 0, 0xa0000000u);
+    edit(&e, 2, 1, 1, 0x7fc00000u);
+    inputs(&e, 3, 4, 2, 12);
+    ok &= write_file(dir, "w3-linked-edited", e.buf, e.size);
+
+    /* Width 1: W set to 0 (singular, refused); raw-bit inputs. */
+    e.size = 0;
+    u8(&e, 0), u8(&e, 2);
+    op(&e, 3, 8), op(&e, 1, 0);
+    u8(&e, 1);
+    edit(&e, 0, 0, 1, 0);
+    inputs(&e, 1, 3, 4, 13);
+    ok &= write_file(dir, "w1-singular-raw", e.buf, e.size);
+
+    /* Width 5, trained with memory saving, checkpoints, 2 epochs. */
+    e.size = 0;
+    u8(&e, 4), u8(&e, 4);
+    op(&e, 3, 9), op(&e, 2, 0x0504), op(&e, 1, 0), op(&e, 3, 10);
+    u8(&e, 0);
+    inputs(&e, 5, 6, 8 | 1, 14);
+    u8(&e, 2 | 0x10), u8(&e, 1 | 4 | 8);
+    ok &= write_file(dir, "w5-trained-saving", e.buf, e.size);
+
+    /* Width 4, its inverse model trained with Nesterov momentum and
+     * clipping. */
+    e.size = 0;
+    u8(&e, 3), u8(&e, 4);
+    op(&e, 3, 11), op(&e, 0, 0), op(&e, 3, 12), op(&e, 2, 0x0605);
+    u8(&e, 0);
+    inputs(&e, 4, 5, 8, 15);
+    u8(&e, 1 | 4 | 8 | 0x20), u8(&e, 0x80 | 3);
+    ok &= write_file(dir, "w4-inverse-trained", e.buf, e.size);
+
+    /* An empty model. */
+    e.size = 0;
+    u8(&e, 1), u8(&e, 0), u8(&e, 0);
+    inputs(&e, 2, 2, 0, 16);
+    ok &= write_file(dir, "empty", e.buf, e.size);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR (with load/, kernels/, models/)\n", argv[0]);
+        return 2;
+    }
+    char sub[400];
+    int ok = 1;
+    snprintf(sub, sizeof sub, "%s/load", argv[1]);
+    ok &= load_corpus(sub);
+    snprintf(sub, sizeof sub, "%s/kernels", argv[1]);
+    ok &= kernels_corpus(sub);
+    snprintf(sub, sizeof sub, "%s/models", argv[1]);
+    ok &= models_corpus(sub);
+    return ok ? 0 : 1;
+}
