@@ -176,30 +176,49 @@ INVDL_AVX2 static inline __m256 invdl_sign_ps(__m256 v)
 /* Runs a vector body over n floats: full vectors of 8 straight from memory,
  * the tail through a zero-padded buffer.  body(in, &lanes, &outside)
  * returns 8 results, sets in lanes those the scalar function fix() must
- * replace, and raises outside for the status.  A vector is stored only
- * after its fix-ups, which read its inputs: out may be in. */
+ * replace, and raises outside for the status.  Vectors needing fix-ups are
+ * queued with their inputs (out may be in) and fixed in batches, so the hot
+ * loop makes no calls and keeps its constants in registers. */
 typedef __m256 (*invdl_body8)(__m256 in, int *fix_lanes, int *outside);
+
+typedef struct invdl_fixup {
+    size_t at;
+    int lanes;
+    float in[8];
+} invdl_fixup;
+
+#define INVDL_FIXUPS 16
+
+static inline void invdl_apply_fixups(const invdl_fixup *queue, int count, float *out,
+                                      float (*fix)(float))
+{
+    for (int q = 0; q < count; q++)
+        for (int k = 0; k < 8; k++)
+            if (queue[q].lanes >> k & 1)
+                out[queue[q].at + (size_t)k] = fix(queue[q].in[k]);
+}
 
 INVDL_AVX2 static inline int invdl_run8(size_t n, const float *in, float *out, invdl_body8 body,
                                         float (*fix)(float))
 {
-    int outside = 0;
+    int outside = 0, queued = 0;
+    invdl_fixup queue[INVDL_FIXUPS];
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(in + i);
         int lanes = 0;
-        __m256 r = body(v, &lanes, &outside);
-        if (lanes) {
-            float src[8], dst[8];
-            _mm256_storeu_ps(src, v);
-            _mm256_storeu_ps(dst, r);
-            for (int k = 0; k < 8; k++)
-                if (lanes >> k & 1)
-                    dst[k] = fix(src[k]);
-            r = _mm256_loadu_ps(dst);
+        _mm256_storeu_ps(out + i, body(v, &lanes, &outside));
+        if (__builtin_expect(lanes != 0, 0)) {
+            queue[queued].at = i;
+            queue[queued].lanes = lanes;
+            _mm256_storeu_ps(queue[queued].in, v);
+            if (++queued == INVDL_FIXUPS) {
+                invdl_apply_fixups(queue, queued, out, fix);
+                queued = 0;
+            }
         }
-        _mm256_storeu_ps(out + i, r);
     }
+    invdl_apply_fixups(queue, queued, out, fix);
     if (i < n) {
         float src[8] = {0}, dst[8];
         size_t rest = n - i;
