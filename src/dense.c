@@ -26,7 +26,9 @@
 #include <math.h>
 #include <string.h>
 
-_Static_assert(2 * INVDL_DENSE_BLOCK <= INVDL_SCRATCH_ROWS && INVDL_DENSE_NR <= INVDL_SCRATCH_PAD,
+/* invdl_dense_scratch_count(width) <= invdl_scratch_new's rows * (width + pad) */
+_Static_assert(2 * INVDL_DENSE_LANES_LD <= INVDL_SCRATCH_ROWS &&
+                   2 * INVDL_DENSE_NR - 1 <= INVDL_SCRATCH_PAD,
                "the operations' scratch holds the dense layer's staged blocks");
 
 static size_t dense_count(size_t width)

@@ -1,8 +1,8 @@
 /*
  * dense_kernels.c - the dense layer's batched arithmetic (dense_kernels.h):
  * three kernels per code path (GEMM, triangular solve, elimination step)
- * and the batch functions built on them, which stage blocks of samples in
- * double and are shared by both paths.
+ * and the functions built on them, which stage blocks of samples in double
+ * and are shared by both paths.
  *
  * Built with -ffp-contract=off (src/meson.build): every a*b + c below must
  * stay a multiplication and an addition, each rounded, as in the portable
@@ -18,8 +18,11 @@
 #define MR INVDL_DENSE_MR
 #define NR INVDL_DENSE_NR
 #define BLOCK INVDL_DENSE_BLOCK
+#define LL INVDL_DENSE_LANES_LD
+/* Columns per panel of the blocked LU factorisation. */
+#define PANEL 32
 
-_Static_assert(BLOCK % NR == 0, "a block holds whole lane groups");
+_Static_assert(BLOCK % NR == 0 && LL >= BLOCK + NR, "a block holds whole lane groups");
 _Static_assert(MR <= NR && NR % MR == 0, "padded rows hold whole row tiles");
 
 static size_t min_size(size_t a, size_t b)
@@ -29,20 +32,24 @@ static size_t min_size(size_t a, size_t b)
 
 /* ---- the tiling shared by both paths -------------------------------------- */
 
-/* C[0..MR)[0..NR) += A B over `depth` terms, in order; see the gemm entry
+/* C[0..MR)[0..NR) +-= A B over `depth` terms, in order; see the gemm entry
  * of invdl_dense_kernels for the strides. */
 typedef void (*tile_fn)(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
                         size_t bk, double *c, size_t ldc);
 
-/* Walks C in MR x NR tiles, column strips outermost, so that a strip of B
- * stays in cache while A streams past it.  Edge tiles run on a copy. */
+/* Walks C in MR x NR tiles, along its longer side in the inner loop, so
+ * that the tile row or column of the operand along the shorter side stays
+ * in cache while the other streams past it.  Edge tiles run on a copy. */
 static void gemm_tiles(tile_fn tile, size_t rows, size_t cols, size_t depth, const double *a,
                        size_t ak, size_t ar, const double *b, size_t bk, double *c, size_t ldc)
 {
-    for (size_t l0 = 0; l0 < cols; l0 += NR) {
-        size_t nc = min_size(NR, cols - l0);
-        for (size_t r0 = 0; r0 < rows; r0 += MR) {
-            size_t nr = min_size(MR, rows - r0);
+    int rows_outer = rows >= cols;
+    size_t outer = rows_outer ? rows : cols, inner = rows_outer ? cols : rows;
+    size_t outer_step = rows_outer ? MR : NR, inner_step = rows_outer ? NR : MR;
+    for (size_t o = 0; o < outer; o += outer_step) {
+        for (size_t q = 0; q < inner; q += inner_step) {
+            size_t r0 = rows_outer ? o : q, l0 = rows_outer ? q : o;
+            size_t nr = min_size(MR, rows - r0), nc = min_size(NR, cols - l0);
             double *ct = c + r0 * ldc + l0;
             if (nr == MR && nc == NR) {
                 tile(depth, a + r0 * ar, ak, ar, b + l0, bk, ct, ldc);
@@ -59,10 +66,32 @@ static void gemm_tiles(tile_fn tile, size_t rows, size_t cols, size_t depth, con
     }
 }
 
+/* One row of a solve on nl lanes: zi = (zi - sum_k t[k*ks] zk[k*ldz]) [/ d]
+ * for k = 0..count-1 in order.  Both paths use it for lanes that do not
+ * fill a vector. */
+static void solve_row_scalar(const double *t, size_t ks, size_t count, const double *zk,
+                             size_t ldz, double *zi, int unit, double d, size_t nl)
+{
+    double acc[NR];
+    for (size_t l0 = 0; l0 < nl; l0 += NR) {
+        size_t m = min_size(NR, nl - l0);
+        for (size_t l = 0; l < m; l++)
+            acc[l] = zi[l0 + l];
+        for (size_t k = 0; k < count; k++) {
+            double tk = t[k * ks];
+            const double *row = zk + k * ldz + l0;
+            for (size_t l = 0; l < m; l++)
+                acc[l] = acc[l] - tk * row[l];
+        }
+        for (size_t l = 0; l < m; l++)
+            zi[l0 + l] = unit ? acc[l] : acc[l] / d;
+    }
+}
+
 /* ---- portable path ------------------------------------------------------- */
 
 static void tile_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
-                        size_t bk, double *c, size_t ldc)
+                        size_t bk, double *c, size_t ldc, int sub)
 {
     double acc[MR][NR];
     for (size_t r = 0; r < MR; r++)
@@ -72,8 +101,12 @@ static void tile_scalar(size_t depth, const double *a, size_t ak, size_t ar, con
         const double *ak_row = a + k * ak, *bk_row = b + k * bk;
         for (size_t r = 0; r < MR; r++) {
             double x = ak_row[r * ar];
-            for (size_t l = 0; l < NR; l++)
-                acc[r][l] = acc[r][l] + x * bk_row[l];
+            if (sub)
+                for (size_t l = 0; l < NR; l++)
+                    acc[r][l] = acc[r][l] - x * bk_row[l];
+            else
+                for (size_t l = 0; l < NR; l++)
+                    acc[r][l] = acc[r][l] + x * bk_row[l];
         }
     }
     for (size_t r = 0; r < MR; r++)
@@ -81,36 +114,37 @@ static void tile_scalar(size_t depth, const double *a, size_t ak, size_t ar, con
             c[r * ldc + l] = acc[r][l];
 }
 
-static void gemm_scalar(size_t rows, size_t cols, size_t depth, const double *a, size_t ak,
-                        size_t ar, const double *b, size_t bk, double *c, size_t ldc)
+static void tile_add_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
+                            size_t bk, double *c, size_t ldc)
 {
-    gemm_tiles(tile_scalar, rows, cols, depth, a, ak, ar, b, bk, c, ldc);
+    tile_scalar(depth, a, ak, ar, b, bk, c, ldc, 0);
 }
 
-static void solve_scalar(size_t n, const double *t, int upper, int unit, size_t lanes, double *z,
-                         size_t ldz)
+static void tile_sub_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
+                            size_t bk, double *c, size_t ldc)
+{
+    tile_scalar(depth, a, ak, ar, b, bk, c, ldc, 1);
+}
+
+static void gemm_scalar(size_t rows, size_t cols, size_t depth, const double *a, size_t ak,
+                        size_t ar, const double *b, size_t bk, double *c, size_t ldc, int sub)
+{
+    gemm_tiles(sub ? tile_sub_scalar : tile_add_scalar, rows, cols, depth, a, ak, ar, b, bk, c,
+               ldc);
+}
+
+static void solve_scalar(size_t n, const double *t, size_t ts, size_t ks, int upper, int unit,
+                         size_t lanes, double *z, size_t ldz)
 {
     for (size_t step = 0; step < n; step++) {
         size_t i = upper ? n - 1 - step : step;
         size_t k0 = upper ? i + 1 : 0, k1 = upper ? n : i;
-        const double *ti = t + i * n;
-        for (size_t l0 = 0; l0 < lanes; l0 += NR) {
-            size_t nl = min_size(NR, lanes - l0);
-            double acc[NR];
-            for (size_t l = 0; l < nl; l++)
-                acc[l] = z[i * ldz + l0 + l];
-            for (size_t k = k0; k < k1; k++) {
-                const double *zk = z + k * ldz + l0;
-                for (size_t l = 0; l < nl; l++)
-                    acc[l] = acc[l] - ti[k] * zk[l];
-            }
-            for (size_t l = 0; l < nl; l++)
-                z[i * ldz + l0 + l] = unit ? acc[l] : acc[l] / ti[i];
-        }
+        solve_row_scalar(t + i * ts + k0 * ks, ks, k1 - k0, z + k0 * ldz, ldz, z + i * ldz, unit,
+                         t[i * ts + i * ks], lanes);
     }
 }
 
-static void eliminate_scalar(size_t n, size_t k, double *lu)
+static void eliminate_scalar(size_t n, size_t k, size_t end, double *lu)
 {
     const double *rk = lu + k * n;
     double pivot = rk[k];
@@ -118,7 +152,7 @@ static void eliminate_scalar(size_t n, size_t k, double *lu)
         double *ri = lu + i * n;
         double m = ri[k] / pivot;
         ri[k] = m;
-        for (size_t j = k + 1; j < n; j++)
+        for (size_t j = k + 1; j < end; j++)
             ri[j] = ri[j] - m * rk[j];
     }
 }
@@ -145,7 +179,7 @@ DENSE_AVX2_INLINE __m256d mul_acc(__m256d c, __m256d a, __m256d b, int sub)
 }
 
 /* The 4 x 8 tile: eight accumulators, four broadcasts of A and two vectors
- * of B per step.  sub == 1 subtracts the products instead (the solves). */
+ * of B per step. */
 DENSE_AVX2_INLINE void tile_body(size_t depth, const double *a, size_t ak, size_t ar,
                                  const double *b, size_t bk, double *c, size_t ldc, int sub)
 {
@@ -178,8 +212,8 @@ DENSE_AVX2_INLINE void tile_body(size_t depth, const double *a, size_t ak, size_
     _mm256_storeu_pd(c + 3 * ldc + 4, c31);
 }
 
-DENSE_AVX2 static void tile_avx2(size_t depth, const double *a, size_t ak, size_t ar,
-                                 const double *b, size_t bk, double *c, size_t ldc)
+DENSE_AVX2 static void tile_add_avx2(size_t depth, const double *a, size_t ak, size_t ar,
+                                     const double *b, size_t bk, double *c, size_t ldc)
 {
     tile_body(depth, a, ak, ar, b, bk, c, ldc, 0);
 }
@@ -192,22 +226,22 @@ DENSE_AVX2 static void tile_sub_avx2(size_t depth, const double *a, size_t ak, s
 
 DENSE_AVX2 static void gemm_avx2(size_t rows, size_t cols, size_t depth, const double *a,
                                  size_t ak, size_t ar, const double *b, size_t bk, double *c,
-                                 size_t ldc)
+                                 size_t ldc, int sub)
 {
-    gemm_tiles(tile_avx2, rows, cols, depth, a, ak, ar, b, bk, c, ldc);
+    gemm_tiles(sub ? tile_sub_avx2 : tile_add_avx2, rows, cols, depth, a, ak, ar, b, bk, c, ldc);
 }
 
-/* One row of a solve on 4*v lanes: zi = (zi - sum_k t[k] zk[k]) [/ d],
- * k = 0..count-1 in order, zk rows ldz apart. */
-DENSE_AVX2_INLINE void solve_row(const double *t, size_t count, const double *zk, size_t ldz,
-                                 double *zi, int unit, double d, int v)
+/* One row of a solve on 4*v lanes: zi = (zi - sum_k t[k*ks] zk[k*ldz])
+ * [/ d], k = 0..count-1 in order. */
+DENSE_AVX2_INLINE void solve_row(const double *t, size_t ks, size_t count, const double *zk,
+                                 size_t ldz, double *zi, int unit, double d, int v)
 {
     __m256d acc[8];
 #pragma GCC unroll 8
     for (int q = 0; q < v; q++)
         acc[q] = _mm256_loadu_pd(zi + 4 * q);
     for (size_t k = 0; k < count; k++) {
-        __m256d tk = _mm256_broadcast_sd(t + k);
+        __m256d tk = _mm256_broadcast_sd(t + k * ks);
         const double *row = zk + k * ldz;
 #pragma GCC unroll 8
         for (int q = 0; q < v; q++)
@@ -224,50 +258,59 @@ DENSE_AVX2_INLINE void solve_row(const double *t, size_t count, const double *zk
         _mm256_storeu_pd(zi + 4 * q, acc[q]);
 }
 
-/* Row i of a solve over all lanes, terms k0..k1-1: as wide as the lanes
- * allow, 32 lanes (eight accumulators in flight) where there are. */
-DENSE_AVX2_INLINE void solve_row_lanes(const double *t, size_t n, size_t i, size_t k0, size_t k1,
-                                       int unit, size_t lanes, double *z, size_t ldz)
+/* Row i of a solve, terms k0..k1-1, over all lanes: 32 at a time (eight
+ * accumulators in flight) where there are, then narrower. */
+DENSE_AVX2_INLINE void solve_row_lanes(const double *t, size_t ts, size_t ks, size_t i, size_t k0,
+                                       size_t k1, int unit, size_t lanes, double *z, size_t ldz)
 {
-    const double *ti = t + i * n;
-    double d = ti[i];
-    size_t l0 = 0;
+    const double *ti = t + i * ts + k0 * ks;
+    const double *zk = z + k0 * ldz;
+    double *zi = z + i * ldz, d = t[i * ts + i * ks];
+    size_t l0 = 0, count = k1 - k0;
     for (; l0 + 32 <= lanes; l0 += 32)
-        solve_row(ti + k0, k1 - k0, z + k0 * ldz + l0, ldz, z + i * ldz + l0, unit, d, 8);
+        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 8);
     if (l0 + 16 <= lanes) {
-        solve_row(ti + k0, k1 - k0, z + k0 * ldz + l0, ldz, z + i * ldz + l0, unit, d, 4);
+        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 4);
         l0 += 16;
     }
-    if (l0 + 8 <= lanes)
-        solve_row(ti + k0, k1 - k0, z + k0 * ldz + l0, ldz, z + i * ldz + l0, unit, d, 2);
+    if (l0 + 8 <= lanes) {
+        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 2);
+        l0 += 8;
+    }
+    if (l0 + 4 <= lanes) {
+        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 1);
+        l0 += 4;
+    }
+    if (l0 < lanes)
+        solve_row_scalar(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, lanes - l0);
 }
 
 /* Lower solves run MR rows at a time: the terms k < i0 that all rows of the
- * group share come first in every row's order, so they run as one GEMM-like
- * tile; the triangle within the group follows row by row.  Upper solves
+ * group share come first in every row's order, so they run as one GEMM
+ * strip; the triangle within the group follows row by row.  Upper solves
  * cannot be grouped without changing the order (row i needs z_i+1 first,
  * which is the last row finished), so they run row by row. */
-DENSE_AVX2 static void solve_avx2(size_t n, const double *t, int upper, int unit, size_t lanes,
-                                  double *z, size_t ldz)
+DENSE_AVX2 static void solve_avx2(size_t n, const double *t, size_t ts, size_t ks, int upper,
+                                  int unit, size_t lanes, double *z, size_t ldz)
 {
     if (upper) {
         for (size_t i = n; i-- > 0;)
-            solve_row_lanes(t, n, i, i + 1, n, unit, lanes, z, ldz);
+            solve_row_lanes(t, ts, ks, i, i + 1, n, unit, lanes, z, ldz);
         return;
     }
     size_t i0 = 0;
     for (; i0 + MR <= n; i0 += MR) {
         if (i0 > 0)
-            for (size_t l0 = 0; l0 < lanes; l0 += NR)
-                tile_sub_avx2(i0, t + i0 * n, 1, n, z + l0, ldz, z + i0 * ldz + l0, ldz);
+            gemm_tiles(tile_sub_avx2, MR, lanes, i0, t + i0 * ts, ks, ts, z, ldz, z + i0 * ldz,
+                       ldz);
         for (size_t i = i0; i < i0 + MR; i++)
-            solve_row_lanes(t, n, i, i0, i, unit, lanes, z, ldz);
+            solve_row_lanes(t, ts, ks, i, i0, i, unit, lanes, z, ldz);
     }
     for (size_t i = i0; i < n; i++)
-        solve_row_lanes(t, n, i, 0, i, unit, lanes, z, ldz);
+        solve_row_lanes(t, ts, ks, i, 0, i, unit, lanes, z, ldz);
 }
 
-DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, double *lu)
+DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, size_t end, double *lu)
 {
     const double *rk = lu + k * n;
     double pivot = rk[k];
@@ -277,10 +320,10 @@ DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, double *lu)
         ri[k] = m;
         __m256d mv = _mm256_set1_pd(m);
         size_t j = k + 1;
-        for (; j + 4 <= n; j += 4)
-            _mm256_storeu_pd(ri + j, _mm256_sub_pd(_mm256_loadu_pd(ri + j),
-                                                   _mm256_mul_pd(mv, _mm256_loadu_pd(rk + j))));
-        for (; j < n; j++)
+        for (; j + 4 <= end; j += 4)
+            _mm256_storeu_pd(ri + j, mul_acc(_mm256_loadu_pd(ri + j), mv,
+                                             _mm256_loadu_pd(rk + j), 1));
+        for (; j < end; j++)
             ri[j] = ri[j] - m * rk[j];
     }
 }
@@ -307,113 +350,206 @@ void invdl_dense_factors_free(invdl_dense_factors *f)
 {
     if (f != NULL) {
         invdl_free(f->w);
+        invdl_free(f->wt);
         invdl_free(f->lu);
-        invdl_free(f->lut);
         invdl_free(f->perm);
         invdl_free(f->work);
         invdl_free(f);
     }
 }
 
+/* Doubles of lu: n rows, then the rows and columns a GEMM strip over the
+ * last rows may read past them. */
+static int lu_count(size_t n, size_t *count)
+{
+    return invdl_mul_size(n + MR, n, count) && *count <= SIZE_MAX - NR && (*count += NR, 1);
+}
+
 invdl_dense_factors *invdl_dense_factors_new(size_t n)
 {
-    size_t np = invdl_dense_pad(n), nn, npnp, work;
-    if (np < n || !invdl_mul_size(n, n, &nn) || !invdl_mul_size(np, np, &npnp) ||
-        !invdl_mul_size(n, BLOCK + 2, &work))
+    size_t np = invdl_dense_pad(n), lus, npld, work;
+    if (np < n || !lu_count(n, &lus) || !invdl_mul_size(np, np + NR, &npld) ||
+        !invdl_mul_size(n, LL, &work))
         return NULL;
     invdl_dense_factors *f = invdl_malloc(sizeof *f);
     if (f == NULL)
         return NULL;
     memset(f, 0, sizeof *f);
     f->n = n;
-    f->w = invdl_alloc_array(npnp, sizeof *f->w);
-    f->lu = invdl_alloc_array(nn, sizeof *f->lu);
-    f->lut = invdl_alloc_array(nn, sizeof *f->lut);
+    f->w = invdl_alloc_array(npld, sizeof *f->w);
+    f->wt = invdl_alloc_array(npld, sizeof *f->wt);
+    f->lu = invdl_calloc_array(lus, sizeof *f->lu);
     f->perm = invdl_alloc_array(n, sizeof *f->perm);
     f->work = invdl_alloc_array(work, sizeof *f->work);
-    if (f->w == NULL || f->lu == NULL || f->lut == NULL || f->perm == NULL || f->work == NULL) {
+    if (f->w == NULL || f->wt == NULL || f->lu == NULL || f->perm == NULL || f->work == NULL) {
         invdl_dense_factors_free(f);
         return NULL;
     }
     return f;
 }
 
+/* LU with partial pivoting in panels of PANEL columns, the right-looking
+ * elimination reordered so that every entry still receives its updates
+ * lu_ij -= l_ik u_kj one by one in increasing k, from the same values as
+ * in the unblocked algorithm, which this returns bit for bit:
+ *   - the panel's columns are eliminated step by step, its rows swapped
+ *     whole (the trailing columns of both rows are behind by the same
+ *     steps, whose updates each row carries in its own l_ik);
+ *   - the panel's rows of U to its right are then finished by a unit lower
+ *     triangular solve (their pending updates, in order);
+ *   - and the trailing rows receive the panel's updates as a GEMM strip,
+ *     k in order.
+ * Returns INVDL_ESINGULAR at a zero pivot; *log_det = sum of log|u_kk|. */
+static invdl_status lu_factor(const invdl_dense_kernels *k, size_t n, double *lu, size_t *perm,
+                              double *log_det)
+{
+    double sum = 0.0;
+    for (size_t k0 = 0; k0 < n; k0 += PANEL) {
+        size_t end = k0 + min_size(PANEL, n - k0);
+        for (size_t c = k0; c < end; c++) {
+            size_t piv = c;
+            for (size_t i = c + 1; i < n; i++)
+                if (fabs(lu[i * n + c]) > fabs(lu[piv * n + c]))
+                    piv = i;
+            if (!(lu[piv * n + c] != 0.0))
+                return INVDL_ESINGULAR;
+            if (piv != c) {
+                for (size_t j = 0; j < n; j++) {
+                    double t = lu[c * n + j];
+                    lu[c * n + j] = lu[piv * n + j];
+                    lu[piv * n + j] = t;
+                }
+                size_t t = perm[c];
+                perm[c] = perm[piv];
+                perm[piv] = t;
+            }
+            sum += log(fabs(lu[c * n + c]));
+            k->eliminate(n, c, end, lu);
+        }
+        if (end == n)
+            break;
+        /* U12 = L11^-1 A12, then A22 -= L21 U12. */
+        k->solve(end - k0, lu + k0 * n + k0, n, 1, 0, 1, n - end, lu + k0 * n + end, n);
+        k->gemm(n - end, n - end, end - k0, lu + end * n + k0, 1, n, lu + k0 * n + end, n,
+                lu + end * n + end, n, 1);
+    }
+    *log_det = sum;
+    return INVDL_OK;
+}
+
+/* sums[j] = |m_0j| + |m_1j| + ... + |m_rows-1,j|, added in row order, for
+ * j < cols: all columns at once, one pass over the rows. */
+static void abs_col_sums(size_t rows, size_t cols, const double *m, size_t ld, double *sums)
+{
+    memset(sums, 0, cols * sizeof *sums);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++)
+            sums[j] += fabs(m[i * ld + j]);
+}
+
+/* sums[i] = |m_i0| + |m_i1| + ..., added in column order: four rows side by
+ * side, so that four sums are in flight. */
+static void abs_row_sums(size_t rows, size_t cols, const double *m, size_t ld, double *sums)
+{
+    size_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const double *r = m + i * ld;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (size_t j = 0; j < cols; j++) {
+            s0 += fabs(r[j]);
+            s1 += fabs(r[ld + j]);
+            s2 += fabs(r[2 * ld + j]);
+            s3 += fabs(r[3 * ld + j]);
+        }
+        sums[i] = s0;
+        sums[i + 1] = s1;
+        sums[i + 2] = s2;
+        sums[i + 3] = s3;
+    }
+    for (; i < rows; i++) {
+        double s0 = 0.0;
+        for (size_t j = 0; j < cols; j++)
+            s0 += fabs(m[i * ld + j]);
+        sums[i] = s0;
+    }
+}
+
+static double max_of(size_t n, const double *v)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/* The 1-norm and inf-norm of the rows x cols matrix m: largest column and
+ * row sums of |m_ij|, each sum in index order.  sums holds rows + cols. */
+static void abs_norms(size_t rows, size_t cols, const double *m, size_t ld, double *sums,
+                      double *norm1, double *norm_inf)
+{
+    abs_col_sums(rows, cols, m, ld, sums);
+    *norm1 = max_of(cols, sums);
+    abs_row_sums(rows, cols, m, ld, sums + cols);
+    *norm_inf = max_of(rows, sums + cols);
+}
+
+/* W in double into rows of length ld, zero-padded to pad(n) x ld; the
+ * transpose too when wt is not NULL (by 8 x 8 tiles). */
+static void stage_matrix(size_t n, const float *w, double *wd, double *wt)
+{
+    size_t np = invdl_dense_pad(n), ld = invdl_dense_ld(n);
+    memset(wd, 0, np * ld * sizeof *wd);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            wd[i * ld + j] = (double)w[i * n + j];
+    if (wt == NULL)
+        return;
+    memset(wt, 0, np * ld * sizeof *wt);
+    for (size_t i0 = 0; i0 < n; i0 += 8)
+        for (size_t j0 = 0; j0 < n; j0 += 8)
+            for (size_t i = i0; i < min_size(i0 + 8, n); i++)
+                for (size_t j = j0; j < min_size(j0 + 8, n); j++)
+                    wt[j * ld + i] = wd[i * ld + j];
+}
+
 invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
                                 invdl_dense_factors *f)
 {
-    size_t n = f->n, np = invdl_dense_pad(n);
-    double *lu = f->lu;
+    size_t n = f->n, ld = invdl_dense_ld(n);
+    double *lu = f->lu, norm1, norm_inf;
     for (size_t i = 0; i < n * n; i++)
         lu[i] = (double)w[i];
     for (size_t i = 0; i < n; i++)
         f->perm[i] = i;
+    abs_norms(n, n, lu, n, f->work, &norm1, &norm_inf);
+    double log_det;
+    invdl_status st = lu_factor(k, n, lu, f->perm, &log_det);
+    if (st != INVDL_OK)
+        return st;
 
-    double norm1 = 0.0, norm_inf = 0.0;
-    for (size_t j = 0; j < n; j++) {
-        double col = 0.0, row = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            col += fabs(lu[i * n + j]);
-            row += fabs(lu[j * n + i]);
-        }
-        norm1 = col > norm1 ? col : norm1;
-        norm_inf = row > norm_inf ? row : norm_inf;
-    }
-
-    double log_det = 0.0;
-    for (size_t c = 0; c < n; c++) {
-        size_t piv = c;
-        for (size_t i = c + 1; i < n; i++)
-            if (fabs(lu[i * n + c]) > fabs(lu[piv * n + c]))
-                piv = i;
-        if (!(lu[piv * n + c] != 0.0))
-            return INVDL_ESINGULAR;
-        if (piv != c) {
-            for (size_t j = 0; j < n; j++) {
-                double t = lu[c * n + j];
-                lu[c * n + j] = lu[piv * n + j];
-                lu[piv * n + j] = t;
-            }
-            size_t t = f->perm[c];
-            f->perm[c] = f->perm[piv];
-            f->perm[piv] = t;
-        }
-        log_det += log(fabs(lu[c * n + c]));
-        k->eliminate(n, c, lu);
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
-            f->lut[j * n + i] = lu[i * n + j];
-
-    /* |W^-1|_1 and |W^-1|_inf from the columns of W^-1, BLOCK columns per
-     * pair of solves: O(n^3), like the factorisation. */
-    double *z = f->work, *row_sums = f->work + n * BLOCK;
-    double inv1 = 0.0, inv_inf = 0.0;
-    memset(row_sums, 0, n * sizeof *row_sums);
-    for (size_t j0 = 0; j0 < n; j0 += BLOCK) {
-        size_t cnt = min_size(BLOCK, n - j0), lanes = invdl_dense_pad(cnt);
+    /* |W^-1|_1 and |W^-1|_inf from W^-1 = U^-1 L^-1 P, whose column perm[p]
+     * solves L U z = e_p; BLOCK of them per pair of solves, O(n^3) like the
+     * factorisation.  Rows above p of L^-1 e_p are zero and their terms
+     * change nothing (x - l*0 == x), so the lower solve of the block from
+     * p0 on starts at row p0.  |W^-1| is gathered in f->w (written last),
+     * then summed by columns and rows, each sum in index order. */
+    double *z = f->work, *abs_inv = f->w, inv1, inv_inf;
+    for (size_t p0 = 0; p0 < n; p0 += BLOCK) {
+        size_t cnt = min_size(BLOCK, n - p0);
+        memset(z, 0, n * LL * sizeof *z);
+        for (size_t l = 0; l < cnt; l++)
+            z[(p0 + l) * LL + l] = 1.0;
+        k->solve(n - p0, lu + p0 * n + p0, n, 1, 0, 1, cnt, z + p0 * LL, LL);
+        k->solve(n, lu, n, 1, 1, 0, cnt, z, LL);
         for (size_t i = 0; i < n; i++)
-            for (size_t l = 0; l < lanes; l++)
-                z[i * BLOCK + l] = f->perm[i] == j0 + l ? 1.0 : 0.0;
-        k->solve(n, lu, 0, 1, lanes, z, BLOCK);
-        k->solve(n, lu, 1, 0, lanes, z, BLOCK);
-        for (size_t l = 0; l < cnt; l++) {
-            double col = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                col += fabs(z[i * BLOCK + l]);
-                row_sums[i] += fabs(z[i * BLOCK + l]);
-            }
-            inv1 = col > inv1 ? col : inv1;
-        }
+            for (size_t l = 0; l < cnt; l++)
+                abs_inv[i * ld + f->perm[p0 + l]] = fabs(z[i * LL + l]);
     }
-    for (size_t i = 0; i < n; i++)
-        inv_inf = row_sums[i] > inv_inf ? row_sums[i] : inv_inf;
+    abs_norms(n, n, abs_inv, ld, f->work, &inv1, &inv_inf);
     if (!(norm1 * inv1 * (double)FLT_EPSILON <= 1.0))
         return INVDL_ESINGULAR;
 
-    memset(f->w, 0, np * np * sizeof *f->w);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
-            f->w[i * np + j] = (double)w[i * n + j];
+    stage_matrix(n, w, f->w, f->wt);
     f->log_abs_det = log_det;
     f->norm = norm_inf;
     f->inv_norm = inv_inf;
@@ -422,30 +558,45 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
 
 /* ---- batches ------------------------------------------------------------- */
 
-/* Samples s0.. of v ([batch][n] floats) in lane layout: t[j][l] = v[s0+l][j]
- * for l < cnt, 0 for cnt <= l < lanes. */
-static void stage_lanes(size_t n, size_t cnt, size_t lanes, const float *v, double *t)
+/* Zeroes rows n.. of a lane-layout block up to a whole row tile, which a
+ * GEMM strip reads (and discards). */
+static void zero_tail_rows(size_t n, double *t)
 {
-    for (size_t j = 0; j < n; j++) {
-        for (size_t l = 0; l < cnt; l++)
-            t[j * BLOCK + l] = (double)v[l * n + j];
-        for (size_t l = cnt; l < lanes; l++)
-            t[j * BLOCK + l] = 0.0;
-    }
+    for (size_t j = n; j % MR != 0; j++)
+        memset(t + j * LL, 0, LL * sizeof *t);
 }
 
-/* Samples in row layout: r[l][j] = v[l][j], zero up to pad(n) columns and
- * up to a whole row tile. */
+/* cnt samples of v ([cnt][n] floats) in lane layout: t[j][l] = v[l][j],
+ * zero for cnt <= l < pad(cnt). */
+static void stage_lanes(size_t n, size_t cnt, const float *v, double *t)
+{
+    size_t lanes = invdl_dense_pad(cnt);
+    for (size_t j = 0; j < n; j++) {
+        for (size_t l = 0; l < cnt; l++)
+            t[j * LL + l] = (double)v[l * n + j];
+        for (size_t l = cnt; l < lanes; l++)
+            t[j * LL + l] = 0.0;
+    }
+    zero_tail_rows(n, t);
+}
+
+/* The reverse: v[l][j] = t[j][l] rounded to float. */
+static void unstage_lanes(size_t n, size_t cnt, const double *t, float *v)
+{
+    for (size_t l = 0; l < cnt; l++)
+        for (size_t j = 0; j < n; j++)
+            v[l * n + j] = (float)t[j * LL + l];
+}
+
+/* cnt samples in row layout: r[l][j] = v[l][j], zero up to ld(n). */
 static void stage_rows(size_t n, size_t cnt, const float *v, double *r)
 {
-    size_t np = invdl_dense_pad(n), rows = (cnt + MR - 1) / MR * MR;
-    for (size_t l = 0; l < rows; l++) {
-        size_t j = 0;
-        if (l < cnt)
-            for (; j < n; j++)
-                r[l * np + j] = (double)v[l * n + j];
-        for (; j < np; j++)
-            r[l * np + j] = 0.0;
+    size_t ld = invdl_dense_ld(n);
+    for (size_t l = 0; l < cnt; l++) {
+        for (size_t j = 0; j < n; j++)
+            r[l * ld + j] = (double)v[l * n + j];
+        for (size_t j = n; j < ld; j++)
+            r[l * ld + j] = 0.0;
     }
 }
 
@@ -453,19 +604,17 @@ void invdl_dense_forward(const invdl_dense_kernels *k, const invdl_dense_factors
                          const float *bias, size_t batch, const float *x, float *y,
                          double *scratch)
 {
-    size_t n = f->n, np = invdl_dense_pad(n);
-    double *xt = scratch, *yt = scratch + BLOCK * np;
+    size_t n = f->n, ld = invdl_dense_ld(n);
+    double *xt = scratch, *yt = scratch + LL * ld;
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
         size_t cnt = min_size(BLOCK, batch - s0);
-        stage_lanes(n, cnt, invdl_dense_pad(cnt), x + s0 * n, xt);
+        stage_lanes(n, cnt, x + s0 * n, xt);
         for (size_t i = 0; i < n; i++)
             for (size_t l = 0; l < cnt; l++)
-                yt[i * BLOCK + l] = (double)bias[i];
+                yt[i * LL + l] = (double)bias[i];
         /* yt[i][s] = b_i + sum_j W_ij x_sj */
-        k->gemm(n, cnt, n, f->w, 1, np, xt, BLOCK, yt, BLOCK);
-        for (size_t l = 0; l < cnt; l++)
-            for (size_t i = 0; i < n; i++)
-                y[(s0 + l) * n + i] = (float)yt[i * BLOCK + l];
+        k->gemm(n, cnt, n, f->w, 1, ld, xt, LL, yt, LL, 0);
+        unstage_lanes(n, cnt, yt, y + s0 * n);
     }
 }
 
@@ -482,70 +631,66 @@ void invdl_dense_inverse(const invdl_dense_kernels *k, const invdl_dense_factors
             size_t p = f->perm[i];
             double b = (double)bias[p];
             for (size_t l = 0; l < cnt; l++)
-                zt[i * BLOCK + l] = (double)ys[l * n + p] - b;
+                zt[i * LL + l] = (double)ys[l * n + p] - b;
             for (size_t l = cnt; l < lanes; l++)
-                zt[i * BLOCK + l] = 0.0;
+                zt[i * LL + l] = 0.0;
         }
-        k->solve(n, f->lu, 0, 1, lanes, zt, BLOCK);
-        k->solve(n, f->lu, 1, 0, lanes, zt, BLOCK);
-        for (size_t l = 0; l < cnt; l++)
-            for (size_t i = 0; i < n; i++)
-                x[(s0 + l) * n + i] = (float)zt[i * BLOCK + l];
+        k->solve(n, f->lu, n, 1, 0, 1, lanes, zt, LL);
+        k->solve(n, f->lu, n, 1, 1, 0, lanes, zt, LL);
+        unstage_lanes(n, cnt, zt, x + s0 * n);
     }
 }
 
-/* dW += G^T X and db += column sums of G, over cnt samples in row layout. */
-static void accumulate_params(const invdl_dense_kernels *k, size_t n, size_t cnt, const double *g,
+/* dW += G^T X and db += G's column sums over cnt samples, G in lane layout
+ * and X in row layout. */
+static void accumulate_params(const invdl_dense_kernels *k, size_t n, size_t cnt, const double *gt,
                               const double *x, double *dparams)
 {
-    size_t np = invdl_dense_pad(n);
-    k->gemm(n, n, cnt, g, np, 1, x, np, dparams, n);
-    for (size_t l = 0; l < cnt; l++)
-        for (size_t i = 0; i < n; i++)
-            dparams[n * n + i] += g[l * np + i];
+    k->gemm(n, n, cnt, gt, 1, LL, x, invdl_dense_ld(n), dparams, n, 0);
+    for (size_t i = 0; i < n; i++)
+        for (size_t l = 0; l < cnt; l++)
+            dparams[n * n + i] += gt[i * LL + l];
 }
 
 void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factors *f,
                           int inverse, size_t batch, const float *in, const float *out,
                           const float *dout, float *din, double *dparams, double *scratch)
 {
-    size_t n = f->n, np = invdl_dense_pad(n);
-    double *g = scratch, *other = scratch + BLOCK * np;
+    size_t n = f->n, ld = invdl_dense_ld(n);
+    double *first = scratch, *second = scratch + LL * ld;
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
-        size_t cnt = min_size(BLOCK, batch - s0), rows = (cnt + MR - 1) / MR * MR;
-        const float *gs = dout + s0 * n;
+        size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
         float *ds = din + s0 * n;
+        stage_lanes(n, cnt, dout + s0 * n, first);
         if (!inverse) {
-            /* din = W^T g: dx[s][j] = 0 + sum_i g_si W_ij, in `other`. */
-            stage_rows(n, cnt, gs, g);
+            /* dW and db from g (first) and x; then dx[j][s] = 0 +
+             * sum_i W_ij g_si in `second`. */
             if (dparams != NULL) {
-                stage_rows(n, cnt, in + s0 * n, other);
-                accumulate_params(k, n, cnt, g, other, dparams);
+                stage_rows(n, cnt, in + s0 * n, second);
+                accumulate_params(k, n, cnt, first, second, dparams);
             }
-            memset(other, 0, rows * np * sizeof *other);
-            k->gemm(cnt, n, n, g, 1, np, f->w, np, other, np);
-            for (size_t l = 0; l < cnt; l++)
-                for (size_t j = 0; j < n; j++)
-                    ds[l * n + j] = (float)other[l * np + j];
+            for (size_t j = 0; j < n; j++)
+                memset(second + j * LL, 0, lanes * sizeof *second);
+            k->gemm(n, cnt, n, f->wt, 1, ld, first, LL, second, LL, 0);
+            unstage_lanes(n, cnt, second, ds);
         } else {
-            /* u = W^-T g: c = U^-T L^-T g by the transposed solves in lane
-             * layout, u[perm[i]] = c[i]; the parameters' coefficient is -u. */
-            size_t lanes = invdl_dense_pad(cnt);
-            stage_lanes(n, cnt, lanes, gs, other);
-            k->solve(n, f->lut, 0, 0, lanes, other, BLOCK);
-            k->solve(n, f->lut, 1, 1, lanes, other, BLOCK);
-            memset(g, 0, rows * np * sizeof *g);
+            /* u = W^-T g: c = U^-T L^-T g by the transposed solves, then
+             * u[perm[i]] = c[i]; the parameters' coefficient is -u, in
+             * `second`. */
+            k->solve(n, f->lu, 1, n, 0, 0, lanes, first, LL);
+            k->solve(n, f->lu, 1, n, 1, 1, lanes, first, LL);
             for (size_t i = 0; i < n; i++) {
                 size_t p = f->perm[i];
                 for (size_t l = 0; l < cnt; l++) {
-                    double u = other[i * BLOCK + l];
+                    double u = first[i * LL + l];
                     ds[l * n + p] = (float)u;
-                    g[l * np + p] = -u;
+                    second[p * LL + l] = -u;
                 }
             }
+            zero_tail_rows(n, second);
             if (dparams != NULL) {
-                stage_rows(n, cnt, out + s0 * n, other);
-                accumulate_params(k, n, cnt, g, other, dparams);
+                stage_rows(n, cnt, out + s0 * n, first);
+                accumulate_params(k, n, cnt, second, first, dparams);
             }
         }
     }

@@ -22,9 +22,9 @@
  * -ffp-contract=off so that no compiler fuses them behind our back.
  *
  * Layouts.  Matrices are row-major doubles.  A block of samples is staged in
- * double either by rows ([sample][pad(n)], "row layout") or transposed
- * ([feature][INVDL_DENSE_BLOCK], "lane layout": samples side by side, the
- * solves' natural layout).  Padding entries are zero.
+ * double either by rows ([sample][ld(n)], "row layout") or transposed
+ * ([feature][INVDL_DENSE_LANES_LD], "lane layout": samples side by side,
+ * the solves' natural layout).  Padding entries are zero.
  */
 #ifndef INVDL_DENSE_KERNELS_H
 #define INVDL_DENSE_KERNELS_H
@@ -38,42 +38,57 @@
 /* Samples staged in double at a time; a multiple of NR. */
 #define INVDL_DENSE_BLOCK 32
 
-/* n rounded up to a multiple of INVDL_DENSE_NR: the padded row length. */
+/* n rounded up to a multiple of INVDL_DENSE_NR: rows and columns of tiles. */
 static inline size_t invdl_dense_pad(size_t n)
 {
     return (n + INVDL_DENSE_NR - 1) / INVDL_DENSE_NR * INVDL_DENSE_NR;
 }
 
+/* Distance between rows in row layout (and of W in double): the padded
+ * length plus NR, so that rows are never a large power of two apart and a
+ * column of tiles spreads over the cache's sets instead of evicting itself. */
+static inline size_t invdl_dense_ld(size_t n)
+{
+    return invdl_dense_pad(n) + INVDL_DENSE_NR;
+}
+
+/* Distance between rows in lane layout, for the same reason: 40 doubles
+ * are five cache lines. */
+#define INVDL_DENSE_LANES_LD (INVDL_DENSE_BLOCK + INVDL_DENSE_NR)
+
 /* Doubles of scratch the batch functions below need for width n: two
- * staged blocks. */
+ * staged blocks in either layout. */
 static inline size_t invdl_dense_scratch_count(size_t n)
 {
-    return 2 * INVDL_DENSE_BLOCK * invdl_dense_pad(n);
+    return 2 * INVDL_DENSE_LANES_LD * invdl_dense_ld(n);
 }
 
 /* ---- kernels: one table per code path ----------------------------------- */
 
 typedef struct invdl_dense_kernels {
     const char *name; /* "scalar", "avx2" */
-    /* C += A B: c[r*ldc + l] += a(r,k) * b(k,l) for k = 0, 1, ..., depth-1
-     * in that order, where a(r,k) = a[k*ak + r*ar] and b(k,l) = b[k*bk + l],
+    /* C += A B (sub == 0) or C -= A B (sub == 1):
+     *   c[r*ldc + l] = c[r*ldc + l] +- a(r,k) * b(k,l) for k = 0, 1, ...,
+     * depth-1 in that order, a(r,k) = a[k*ak + r*ar], b(k,l) = b[k*bk + l],
      * for r < rows and l < cols.  a must be readable for r up to rows
      * rounded up to MR, b for l up to cols rounded up to NR; what those
      * entries hold never reaches C. */
     void (*gemm)(size_t rows, size_t cols, size_t depth, const double *a, size_t ak, size_t ar,
-                 const double *b, size_t bk, double *c, size_t ldc);
-    /* A triangular solve on `lanes` right-hand sides side by side (lanes a
-     * multiple of NR, z[i*ldz + l]).  With upper == 0, for i = 0, 1, ...:
-     *   z_i = (z_i - t_i0 z_0 - t_i1 z_1 - ... - t_i,i-1 z_i-1) / t_ii;
-     * with upper == 1, for i = n-1, n-2, ...:
-     *   z_i = (z_i - t_i,i+1 z_i+1 - ... - t_i,n-1 z_n-1) / t_ii;
-     * subtracting in the order written; unit == 1 skips the division. */
-    void (*solve)(size_t n, const double *t, int upper, int unit, size_t lanes, double *z,
-                  size_t ldz);
-    /* Step k of Gaussian elimination on the n x n matrix lu, whose pivot
-     * lu[k][k] is nonzero: for each row i > k, m = lu_ik / lu_kk is stored
-     * in lu_ik, and lu_ij -= m * lu_kj for j > k. */
-    void (*eliminate)(size_t n, size_t k, double *lu);
+                 const double *b, size_t bk, double *c, size_t ldc, int sub);
+    /* A triangular solve on `lanes` right-hand sides side by side,
+     * z[i*ldz + l], with t(i,k) = t[i*ts + k*ks].  With upper == 0, for
+     * i = 0, 1, ..., n-1:
+     *   z_i = (z_i - t(i,0) z_0 - t(i,1) z_1 - ... - t(i,i-1) z_i-1) / t(i,i);
+     * with upper == 1, for i = n-1, n-2, ..., 0:
+     *   z_i = (z_i - t(i,i+1) z_i+1 - ... - t(i,n-1) z_n-1) / t(i,i);
+     * subtracting in the order written; unit == 1 skips the division.
+     * Rows of z must be readable up to lanes rounded up to NR. */
+    void (*solve)(size_t n, const double *t, size_t ts, size_t ks, int upper, int unit,
+                  size_t lanes, double *z, size_t ldz);
+    /* Step k of Gaussian elimination on the n-column matrix lu (rows k..n-1)
+     * over columns up to end: for each row i > k, m = lu_ik / lu_kk is
+     * stored in lu_ik, and lu_ij -= m * lu_kj for k < j < end. */
+    void (*eliminate)(size_t n, size_t k, size_t end, double *lu);
 } invdl_dense_kernels;
 
 /* The portable path, built everywhere. */
@@ -90,11 +105,12 @@ const invdl_dense_kernels *invdl_dense_kernels_best(void);
 
 typedef struct invdl_dense_factors {
     size_t n;
-    double *w;          /* [pad(n)][pad(n)]: W in double, zero-padded */
-    double *lu;         /* [n][n]: unit lower L below the diagonal, U on and above */
-    double *lut;        /* [n][n]: lu transposed, for the transposed solves */
+    double *w;          /* [pad(n)][ld(n)]: W in double, zero-padded */
+    double *wt;         /* [pad(n)][ld(n)]: W^T likewise */
+    double *lu;         /* [n][n] (and padding): unit lower L below the diagonal,
+                           U on and above */
     size_t *perm;       /* row i of L U is row perm[i] of W */
-    double *work;       /* [n][BLOCK] + 2n doubles, for invdl_dense_factor */
+    double *work;       /* [n][LANES_LD] doubles, for invdl_dense_factor */
     double log_abs_det; /* log|det W| */
     double norm;        /* |W|_inf */
     double inv_norm;    /* |W^-1|_inf */
@@ -106,9 +122,11 @@ void invdl_dense_factors_free(invdl_dense_factors *f); /* NULL is fine */
 
 /* Factors the n x n float matrix w (finite) into f, without allocating:
  * LU with partial pivoting, log|det|, |W|_inf and |W^-1|_inf (from W^-1's
- * columns, one solve each).  INVDL_OK, or INVDL_ESINGULAR when a pivot is 0
- * or the reciprocal 1-norm condition number is below FLT_EPSILON (f is then
- * partly written). */
+ * columns, by solves with the factors), W and W^T in double.  The results
+ * are those of the plain algorithm (unblocked elimination, one solve per
+ * column of W^-1, sums in index order) bit for bit.  INVDL_OK, or
+ * INVDL_ESINGULAR when a pivot is 0 or the reciprocal 1-norm condition
+ * number is below FLT_EPSILON (f is then partly written). */
 invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
                                 invdl_dense_factors *f);
 

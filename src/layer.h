@@ -33,8 +33,8 @@ typedef struct invdl_params invdl_params;
  * INVDL_SCRATCH_PAD doubles, whatever the batch.  The elementwise kinds use
  * two rows; a dense layer stages blocks of samples in double
  * (dense_kernels.h). */
-#define INVDL_SCRATCH_ROWS 64
-#define INVDL_SCRATCH_PAD 8
+#define INVDL_SCRATCH_ROWS 80
+#define INVDL_SCRATCH_PAD 16
 
 /* Scratch for the operations of layers of `width`, freed with invdl_free;
  * NULL on ENOMEM. */
