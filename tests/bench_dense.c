@@ -29,8 +29,13 @@
  *
  * How
  * ---
- * One sample is the CLOCK_MONOTONIC time of enough back-to-back calls to
- * last about 20 ms (at least one call).  The cases of one width and
+ * One sample is the time of enough back-to-back calls to last about 20 ms
+ * (at least one call): the thread's CPU time (CLOCK_THREAD_CPUTIME_ID) by
+ * default, because on a shared machine the wall time measures the other
+ * work as much as this one; CPU time still carries the slowdown from the
+ * caches and memory the other work shares.  Each line shows the least
+ * "CPU share" (CPU time / wall time, median over rounds) of its cases, a
+ * gauge of that load; --wall times by CLOCK_MONOTONIC instead.  The cases of one width and
  * operation are sampled in interleaved rounds, each round in a rotated
  * order, so that load coming and going on the machine slows them alike,
  * until a time budget is spent.  Reported: medians; ratios are ratios of
@@ -40,7 +45,7 @@
  * loops' largest relative deviation is reported.
  *
  * Options: --budget=F scales the time budgets (default 1), --quick is
- * --budget=0.1 with fewer rounds.
+ * --budget=0.1 with fewer rounds, --wall times by the wall clock.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -161,9 +166,80 @@ static void loop_layer_backward(const invdl_params *p, int inverse, size_t batch
     plain_backward(p->cache, p->values, inverse, batch, in, out, dout, din, dparams, scratch);
 }
 
+#ifdef BENCH_HAVE_CBLAS
+/* invdl's dense layer with the products of the forward map and its
+ * backward pass (W x, W^T g, g x^T) done by cblas_dgemm on operands staged
+ * in double, BLOCK samples at a time: what OpenBLAS would bring to the
+ * trainer.  Factorisation and solves stay invdl's. */
+static void blas_stage(size_t count, const float *v, double *d)
+{
+    for (size_t i = 0; i < count; i++)
+        d[i] = (double)v[i];
+}
+
+static invdl_status blas_apply(const invdl_params *p, int inverse, size_t batch, const float *in,
+                               float *out, double *scratch)
+{
+    const invdl_dense_factors *f = p->cache;
+    size_t n = p->width, ld = invdl_dense_ld(n);
+    const float *b = p->values + n * n;
+    if (inverse) {
+        invdl_dense_inverse(invdl_dense_kernels_best(), f, b, batch, in, out, scratch);
+        return INVDL_OK;
+    }
+    double *xd = scratch, *yd = scratch + INVDL_DENSE_BLOCK * n;
+    for (size_t s0 = 0; s0 < batch; s0 += INVDL_DENSE_BLOCK) {
+        size_t cnt = batch - s0 < INVDL_DENSE_BLOCK ? batch - s0 : INVDL_DENSE_BLOCK;
+        blas_stage(cnt * n, in + s0 * n, xd);
+        for (size_t s = 0; s < cnt; s++)
+            for (size_t i = 0; i < n; i++)
+                yd[s * n + i] = (double)b[i];
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)cnt, (int)n, (int)n, 1.0, xd,
+                    (int)n, f->w, (int)ld, 1.0, yd, (int)n);
+        for (size_t i = 0; i < cnt * n; i++)
+            out[s0 * n + i] = (float)yd[i];
+    }
+    return INVDL_OK;
+}
+
+static void blas_backward(const invdl_params *p, int inverse, size_t batch, const float *in,
+                          const float *out, const float *dout, float *din, double *dparams,
+                          double *scratch)
+{
+    const invdl_dense_factors *f = p->cache;
+    size_t n = p->width, ld = invdl_dense_ld(n);
+    if (inverse) {
+        invdl_dense_backward(invdl_dense_kernels_best(), f, 1, batch, in, out, dout, din,
+                             dparams, scratch);
+        return;
+    }
+    /* Two blocks of scratch: g, then x, whose space dx takes over. */
+    double *gd = scratch, *xd = gd + INVDL_DENSE_BLOCK * n, *dx = xd;
+    for (size_t s0 = 0; s0 < batch; s0 += INVDL_DENSE_BLOCK) {
+        size_t cnt = batch - s0 < INVDL_DENSE_BLOCK ? batch - s0 : INVDL_DENSE_BLOCK;
+        blas_stage(cnt * n, dout + s0 * n, gd);
+        if (dparams != NULL) {
+            blas_stage(cnt * n, in + s0 * n, xd);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)n, (int)cnt, 1.0,
+                        gd, (int)n, xd, (int)n, 1.0, dparams, (int)n);
+            for (size_t s = 0; s < cnt; s++)
+                for (size_t i = 0; i < n; i++)
+                    dparams[n * n + i] += gd[s * n + i];
+        }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cnt, (int)n, (int)n, 1.0, gd,
+                    (int)n, f->w, (int)ld, 0.0, dx, (int)n);
+        for (size_t i = 0; i < cnt * n; i++)
+            din[s0 * n + i] = (float)dx[i];
+    }
+}
+#endif
+
 typedef struct dense_kinds {
     invdl_layer_ops scalar; /* invdl's batched kernels on the portable path */
     invdl_layer_ops loops;  /* the previous per-sample loops */
+#ifdef BENCH_HAVE_CBLAS
+    invdl_layer_ops blas;   /* invdl with OpenBLAS for the products */
+#endif
 } dense_kinds;
 
 static dense_kinds make_kinds(void)
@@ -177,6 +253,11 @@ static dense_kinds make_kinds(void)
     k.loops.prepare = loop_prepare;
     k.loops.apply = loop_apply;
     k.loops.backward = loop_layer_backward;
+#ifdef BENCH_HAVE_CBLAS
+    k.blas = invdl_dense_ops;
+    k.blas.apply = blas_apply;
+    k.blas.backward = blas_backward;
+#endif
     return k;
 }
 
@@ -184,11 +265,16 @@ static dense_kinds make_kinds(void)
 /* Timing                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static double now_ns(void)
+static double clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 static void clobber(void *p)
@@ -210,8 +296,9 @@ typedef struct bench_case {
     double work;
     /* results */
     unsigned calls;
-    double median; /* work per second */
-    double paired; /* median over rounds of this case's rate / the first case's */
+    double median;    /* work per second */
+    double paired;    /* median over rounds of this case's rate / the first case's */
+    double cpu_share; /* median over rounds of thread CPU time / wall time */
     size_t rounds;
 } bench_case;
 
@@ -227,23 +314,28 @@ static double median(double *v, size_t n)
     return n == 0 ? (double)NAN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Seconds of one sample of `calls` calls. */
-static double time_calls(bench_case *c, unsigned calls)
+/* Seconds of one sample of `calls` calls, CPU time or wall time; *share
+ * receives the fraction of the wall time the thread had a CPU (below 1
+ * when other work took it away). */
+static double time_calls(bench_case *c, unsigned calls, int wall_clock, double *share)
 {
     if (c->reset != NULL)
         c->reset(c->ctx);
-    double t0 = now_ns();
+    double c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), t0 = now_ns();
     for (unsigned k = 0; k < calls; k++) {
         c->run(c->ctx);
         clobber(c->ctx);
     }
-    return (now_ns() - t0) * 1e-9;
+    double wall = now_ns() - t0, cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+    *share = cpu / wall;
+    return (wall_clock ? wall : cpu) * 1e-9;
 }
 
 typedef struct plan {
     double budget_s;   /* per family */
     size_t min_rounds, max_rounds;
     double sample_s;   /* aim of one sample */
+    int wall_clock;    /* time by the wall clock, not the thread's CPU time */
 } plan;
 
 static void *xmalloc(size_t bytes)
@@ -258,11 +350,12 @@ static void *xmalloc(size_t bytes)
 
 static void measure(bench_case *cases, size_t count, const plan *p)
 {
-    double **rates = xmalloc(count * sizeof *rates);
+    double **rates = xmalloc(count * sizeof *rates), **shares = xmalloc(count * sizeof *shares);
     for (size_t k = 0; k < count; k++) {
         bench_case *c = &cases[k];
         rates[k] = xmalloc(p->max_rounds * sizeof **rates);
-        double once = time_calls(c, 1); /* also the warm-up */
+        shares[k] = xmalloc(p->max_rounds * sizeof **shares);
+        double share, once = time_calls(c, 1, p->wall_clock, &share); /* also the warm-up */
         double calls = ceil(p->sample_s / (once > 1e-9 ? once : 1e-9));
         c->calls = calls < 1.0 ? 1u : calls > 1e5 ? 100000u : (unsigned)calls;
     }
@@ -272,7 +365,8 @@ static void measure(bench_case *cases, size_t count, const plan *p)
            (rounds < p->min_rounds || (now_ns() - start) * 1e-9 < p->budget_s)) {
         for (size_t i = 0; i < count; i++) {
             size_t k = (i + rounds) % count;
-            rates[k][rounds] = cases[k].work * cases[k].calls / time_calls(&cases[k], cases[k].calls);
+            double t = time_calls(&cases[k], cases[k].calls, p->wall_clock, &shares[k][rounds]);
+            rates[k][rounds] = cases[k].work * cases[k].calls / t;
         }
         rounds++;
     }
@@ -285,10 +379,22 @@ static void measure(bench_case *cases, size_t count, const plan *p)
     }
     for (size_t k = 0; k < count; k++) {
         cases[k].median = median(rates[k], rounds);
+        cases[k].cpu_share = median(shares[k], rounds);
         free(rates[k]);
+        free(shares[k]);
     }
     free(ratio);
     free(rates);
+    free(shares);
+}
+
+/* The smallest CPU share among a family's cases. */
+static double least_share(const bench_case *cases, size_t count)
+{
+    double m = 1.0;
+    for (size_t k = 0; k < count; k++)
+        m = cases[k].cpu_share < m ? cases[k].cpu_share : m;
+    return m;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -600,7 +706,7 @@ static int bench_width(size_t n, const plan *pl, kernel_result *res)
             if (run == NULL)
                 continue;
             bench_case bcse = {variant_name[v], run, op == OP_BACKWARD ? reset_grad : NULL, cctx,
-                               flops[op], 0, 0.0, 0.0, 0};
+                               flops[op], 0, 0.0, 0.0, 0.0, 0};
 #ifdef BENCH_HAVE_CBLAS
             if (v == V_BLAS)
                 bcse.reset = NULL;
@@ -623,7 +729,8 @@ static int bench_width(size_t n, const plan *pl, kernel_result *res)
                                 : which[k] == V_LOOPS ? "loops" : which[k] == V_FLOAT ? "float"
                                 : "blas",
                    cases[k].median * 1e-9);
-        printf("  GFLOP/s (%zu rounds)\n", cases[0].rounds);
+        printf("  GFLOP/s (%zu rounds, CPU share %.2f)\n", cases[0].rounds,
+               least_share(cases, count_cases));
         fflush(stdout);
     }
 
@@ -657,9 +764,14 @@ static int bench_width(size_t n, const plan *pl, kernel_result *res)
 /* Part 2: the trainer                                                      */
 /* ------------------------------------------------------------------------ */
 
-enum { T_INVDL, T_SCALAR, T_LOOPS, T_COUNT };
+enum { T_INVDL, T_SCALAR, T_LOOPS, T_BLAS, T_COUNT };
 static const char *const trainer_variant[T_COUNT] = {"invdl", "invdl scalar path",
-                                                     "previous loops"};
+                                                     "previous loops", "invdl + OpenBLAS dgemm"};
+#ifdef BENCH_HAVE_CBLAS
+#define T_RUN T_COUNT
+#else
+#define T_RUN T_BLAS
+#endif
 
 typedef struct fit_ctx {
     invdl_model *model;
@@ -729,6 +841,8 @@ typedef struct trainer_result {
     size_t width, samples;
     double rate[2][T_COUNT]; /* [memory_saving][variant], samples per second */
     double paired[2];        /* invdl / previous loops, paired */
+    double blas_dev[2];      /* OpenBLAS variant's trained parameters: max relative
+                                difference from invdl's */
 } trainer_result;
 
 static int bench_trainer(size_t width, const plan *pl, const dense_kinds *kinds,
@@ -748,9 +862,16 @@ static int bench_trainer(size_t width, const plan *pl, const dense_kinds *kinds,
     fit_ctx ctx[T_COUNT];
     float *initial = NULL, *after[T_COUNT];
     size_t nparams = 0;
-    for (int v = 0; v < T_COUNT; v++) {
-        const invdl_layer_ops *kind = v == T_INVDL ? NULL : v == T_SCALAR ? &kinds->scalar
-                                                                          : &kinds->loops;
+    for (int v = 0; v < T_RUN; v++) {
+        const invdl_layer_ops *kind = NULL;
+        if (v == T_SCALAR)
+            kind = &kinds->scalar;
+        else if (v == T_LOOPS)
+            kind = &kinds->loops;
+#ifdef BENCH_HAVE_CBLAS
+        else if (v == T_BLAS)
+            kind = &kinds->blas;
+#endif
         invdl_model *m = make_model(width, kind);
         if (m == NULL) {
             fprintf(stderr, "bench_dense: cannot make the model\n");
@@ -768,9 +889,10 @@ static int bench_trainer(size_t width, const plan *pl, const dense_kinds *kinds,
     }
 
     for (int saving = 0; saving < 2; saving++) {
-        /* One fit from the same start: every variant must train to the same
-         * bits. */
-        for (int v = 0; v < T_COUNT; v++) {
+        /* One fit from the same start: invdl's variants must train to the
+         * same bits; OpenBLAS (FMA, its own order of summation) only
+         * nearly. */
+        for (int v = 0; v < T_RUN; v++) {
             ctx[v].memory_saving = saving;
             reset_fit(&ctx[v]);
             run_fit(&ctx[v]);
@@ -781,34 +903,44 @@ static int bench_trainer(size_t width, const plan *pl, const dense_kinds *kinds,
                 ok = 0;
             }
         }
-        for (int v = 1; v < T_COUNT; v++)
+        for (int v = 1; v < T_RUN && v < T_BLAS; v++)
             if (differing(nparams, after[v], after[T_INVDL]) != 0) {
                 printf("  MISMATCH: width %zu, %s: %s trained to other parameters\n", width,
                        saving ? "memory saving" : "stored", trainer_variant[v]);
                 ok = 0;
             }
+        res->blas_dev[saving] = (double)NAN;
+        res->rate[saving][T_BLAS] = (double)NAN;
+#ifdef BENCH_HAVE_CBLAS
+        res->blas_dev[saving] = rel_dev(nparams, after[T_BLAS], after[T_INVDL]);
+#endif
 
         bench_case cases[T_COUNT];
-        for (int v = 0; v < T_COUNT; v++) {
+        for (int v = 0; v < T_RUN; v++) {
             bench_case c = {trainer_variant[v], run_fit, reset_fit, &ctx[v], (double)n,
-                            0, 0.0, 0.0, 0};
+                            0, 0.0, 0.0, 0.0, 0};
             cases[v] = c;
         }
         plan p = *pl;
         p.sample_s = 0.0; /* one fit per sample */
-        measure(cases, T_COUNT, &p);
-        for (int v = 0; v < T_COUNT; v++)
+        measure(cases, T_RUN, &p);
+        for (int v = 0; v < T_RUN; v++)
             res->rate[saving][v] = cases[v].median;
         res->paired[saving] = 1.0 / cases[T_LOOPS].paired;
-        printf("  width %4zu %-13s  invdl %.0f  scalar %.0f  loops %.0f  samples/s (%zu rounds)\n",
-               width, saving ? "memory saving" : "stored", cases[T_INVDL].median,
-               cases[T_SCALAR].median, cases[T_LOOPS].median, cases[0].rounds);
+        printf("  width %4zu %-13s  invdl %.0f  scalar %.0f  loops %.0f", width,
+               saving ? "memory saving" : "stored", cases[T_INVDL].median,
+               cases[T_SCALAR].median, cases[T_LOOPS].median);
+#ifdef BENCH_HAVE_CBLAS
+        printf("  blas %.0f (params within %.2g)", cases[T_BLAS].median, res->blas_dev[saving]);
+#endif
+        printf("  samples/s (%zu rounds, CPU share %.2f)\n", cases[0].rounds,
+               least_share(cases, T_RUN));
         fflush(stdout);
-        for (int v = 0; v < T_COUNT; v++)
+        for (int v = 0; v < T_RUN; v++)
             if (ctx[v].status != INVDL_OK)
                 ok = 0;
     }
-    for (int v = 0; v < T_COUNT; v++) {
+    for (int v = 0; v < T_RUN; v++) {
         invdl_model_free(ctx[v].model);
         free(after[v]);
     }
@@ -837,7 +969,7 @@ static void md_value(double v, enum md_style style)
 }
 
 static void print_markdown(const kernel_result *kr, const trainer_result *tr, const char *machine,
-                           const char *command)
+                           const char *timing, const char *command)
 {
     printf("\nMarkdown\n--------\n\n");
     printf("Dense layer, batch of %zu, GFLOP/s (medians):\n\n", BATCH);
@@ -869,19 +1001,30 @@ static void print_markdown(const kernel_result *kr, const trainer_result *tr, co
         }
     printf("\nTrainer, depth 8 (4 x dense + mprelu), batch 32, one epoch, samples/s "
            "(medians):\n\n");
-    printf("| width | backprop | invdl | scalar path | previous loops | invdl / previous |\n");
-    printf("|--:|---|--:|--:|--:|--:|\n");
+    printf("| width | backprop | invdl | scalar path | previous loops |");
+#ifdef BENCH_HAVE_CBLAS
+    printf(" invdl + OpenBLAS dgemm |");
+#endif
+    printf(" invdl / previous |\n|--:|---|--:|--:|--:|");
+#ifdef BENCH_HAVE_CBLAS
+    printf("--:|");
+#endif
+    printf("--:|\n");
     for (size_t w = 0; w < TRAINER_WIDTH_COUNT; w++)
         for (int s = 0; s < 2; s++) {
             printf("| %zu | %s |", tr[w].width, s ? "memory saving" : "stored");
             md_value(tr[w].rate[s][T_INVDL], MD_COUNT);
             md_value(tr[w].rate[s][T_SCALAR], MD_COUNT);
             md_value(tr[w].rate[s][T_LOOPS], MD_COUNT);
+#ifdef BENCH_HAVE_CBLAS
+            md_value(tr[w].rate[s][T_BLAS], MD_COUNT);
+#endif
             md_value(tr[w].rate[s][T_INVDL] / tr[w].rate[s][T_LOOPS], MD_RATIO);
             printf("\n");
         }
-    printf("\nMedians of interleaved rounds in one process, single thread; %s. Command: `%s`.\n",
-           machine, command);
+    printf("\nMedians of interleaved rounds in one process, single thread, %s; %s. Command: "
+           "`%s`.\n",
+           timing, machine, command);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -913,12 +1056,14 @@ static void cpu_model(char *model, size_t size)
 int main(int argc, char **argv)
 {
     double budget = 1.0;
-    int quick = 0;
+    int quick = 0, wall_clock = 0;
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         errno = 0;
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--wall") == 0) {
+            wall_clock = 1;
         } else if (strncmp(argv[i], "--budget=", 9) == 0) {
             budget = strtod(argv[i] + 9, &end);
             if (errno != 0 || *end != '\0' || !(budget > 0.0) || budget > 100.0)
@@ -942,8 +1087,8 @@ int main(int argc, char **argv)
              sysconf(_SC_NPROCESSORS_ONLN), avx2 ? "yes" : "no", fma ? "yes" : "no",
              invdl_dense_kernels_best()->name);
     const char *env = getenv("INVDL_BENCH_COMMAND");
-    snprintf(command, sizeof command, "%s%s", env != NULL && env[0] != '\0' ? env : argv[0],
-             quick ? " (--quick)" : "");
+    snprintf(command, sizeof command, "%s%s%s", env != NULL && env[0] != '\0' ? env : argv[0],
+             quick ? " --quick" : "", wall_clock ? " --wall" : "");
 
     printf("invdl %s dense layer and trainer benchmark\n", invdl_version_string());
     printf("machine:  %s\n", machine);
@@ -959,29 +1104,30 @@ int main(int argc, char **argv)
     printf("BLAS:     none (OpenBLAS not found at configure time)\n");
 #endif
     printf("command:  %s\n", command);
-    printf("timing:   CLOCK_MONOTONIC, medians of interleaved rounds, budget x%g\n\n", budget);
+    printf("timing:   %s, medians of interleaved rounds, budget x%g\n\n",
+           wall_clock ? "wall clock (CLOCK_MONOTONIC)" : "thread CPU time", budget);
     fflush(stdout);
 
     int ok = 1;
     kernel_result kr[KERNEL_WIDTH_COUNT];
-    plan kp = {1.5 * budget, quick ? 5 : 15, 2001, 0.02};
+    plan kp = {1.5 * budget, quick ? 5 : 15, 2001, 0.02, wall_clock};
     printf("1. Kernels, batch %zu\n", BATCH);
     for (size_t w = 0; w < KERNEL_WIDTH_COUNT; w++)
         ok &= bench_width(KERNEL_WIDTHS[w], &kp, &kr[w]);
 
     dense_kinds kinds = make_kinds();
     trainer_result tr[TRAINER_WIDTH_COUNT];
-    plan tp = {4.0 * budget, quick ? 3 : 7, 2001, 0.0};
+    plan tp = {4.0 * budget, quick ? 3 : 7, 2001, 0.0, wall_clock};
     printf("\n2. Trainer, depth 8 (dense/mprelu x 4), batch 32, one epoch per sample\n");
     for (size_t w = 0; w < TRAINER_WIDTH_COUNT; w++)
         ok &= bench_trainer(TRAINER_WIDTHS[w], &tp, &kinds, &tr[w]);
 
-    print_markdown(kr, tr, machine, command);
+    print_markdown(kr, tr, machine, wall_clock ? "wall clock" : "thread CPU time", command);
     if (!ok)
         printf("\nFAILED: a variant disagreed with the previous loops or reported an error\n");
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 
 usage:
-    fprintf(stderr, "usage: %s [--quick] [--budget=FACTOR]\n", argv[0]);
+    fprintf(stderr, "usage: %s [--quick] [--budget=FACTOR] [--wall]\n", argv[0]);
     return EXIT_FAILURE;
 }
