@@ -41,7 +41,8 @@ typedef void (*tile_fn)(size_t depth, const double *a, size_t ak, size_t ar, con
  * that the tile row or column of the operand along the shorter side stays
  * in cache while the other streams past it.  Edge tiles run on a copy. */
 static void gemm_tiles(tile_fn tile, size_t rows, size_t cols, size_t depth, const double *a,
-                       size_t ak, size_t ar, const double *b, size_t bk, double *c, size_t ldc)
+                       size_t ak, size_t ar, const double *b, size_t bk, size_t bp, double *c,
+                       size_t ldc)
 {
     int rows_outer = rows >= cols;
     size_t outer = rows_outer ? rows : cols, inner = rows_outer ? cols : rows;
@@ -51,15 +52,16 @@ static void gemm_tiles(tile_fn tile, size_t rows, size_t cols, size_t depth, con
             size_t r0 = rows_outer ? o : q, l0 = rows_outer ? q : o;
             size_t nr = min_size(MR, rows - r0), nc = min_size(NR, cols - l0);
             double *ct = c + r0 * ldc + l0;
+            const double *bt = b + l0 / NR * bp;
             if (nr == MR && nc == NR) {
-                tile(depth, a + r0 * ar, ak, ar, b + l0, bk, ct, ldc);
+                tile(depth, a + r0 * ar, ak, ar, bt, bk, ct, ldc);
                 continue;
             }
             double edge[MR * NR];
             memset(edge, 0, sizeof edge);
             for (size_t r = 0; r < nr; r++)
                 memcpy(edge + r * NR, ct + r * ldc, nc * sizeof *edge);
-            tile(depth, a + r0 * ar, ak, ar, b + l0, bk, edge, NR);
+            tile(depth, a + r0 * ar, ak, ar, bt, bk, edge, NR);
             for (size_t r = 0; r < nr; r++)
                 memcpy(ct + r * ldc, edge + r * NR, nc * sizeof *edge);
         }
@@ -127,9 +129,10 @@ static void tile_sub_scalar(size_t depth, const double *a, size_t ak, size_t ar,
 }
 
 static void gemm_scalar(size_t rows, size_t cols, size_t depth, const double *a, size_t ak,
-                        size_t ar, const double *b, size_t bk, double *c, size_t ldc, int sub)
+                        size_t ar, const double *b, size_t bk, size_t bp, double *c, size_t ldc,
+                        int sub)
 {
-    gemm_tiles(sub ? tile_sub_scalar : tile_add_scalar, rows, cols, depth, a, ak, ar, b, bk, c,
+    gemm_tiles(sub ? tile_sub_scalar : tile_add_scalar, rows, cols, depth, a, ak, ar, b, bk, bp, c,
                ldc);
 }
 
@@ -225,10 +228,11 @@ DENSE_AVX2 static void tile_sub_avx2(size_t depth, const double *a, size_t ak, s
 }
 
 DENSE_AVX2 static void gemm_avx2(size_t rows, size_t cols, size_t depth, const double *a,
-                                 size_t ak, size_t ar, const double *b, size_t bk, double *c,
-                                 size_t ldc, int sub)
+                                 size_t ak, size_t ar, const double *b, size_t bk, size_t bp,
+                                 double *c, size_t ldc, int sub)
 {
-    gemm_tiles(sub ? tile_sub_avx2 : tile_add_avx2, rows, cols, depth, a, ak, ar, b, bk, c, ldc);
+    gemm_tiles(sub ? tile_sub_avx2 : tile_add_avx2, rows, cols, depth, a, ak, ar, b, bk, bp, c,
+               ldc);
 }
 
 /* One row of a solve on 4*v lanes: zi = (zi - sum_k t[k*ks] zk[k*ldz])
@@ -301,8 +305,8 @@ DENSE_AVX2 static void solve_avx2(size_t n, const double *t, size_t ts, size_t k
     size_t i0 = 0;
     for (; i0 + MR <= n; i0 += MR) {
         if (i0 > 0)
-            gemm_tiles(tile_sub_avx2, MR, lanes, i0, t + i0 * ts, ks, ts, z, ldz, z + i0 * ldz,
-                       ldz);
+            gemm_tiles(tile_sub_avx2, MR, lanes, i0, t + i0 * ts, ks, ts, z, ldz, NR,
+                       z + i0 * ldz, ldz);
         for (size_t i = i0; i < i0 + MR; i++)
             solve_row_lanes(t, ts, ks, i, i0, i, unit, lanes, z, ldz);
     }
@@ -430,7 +434,7 @@ static invdl_status lu_factor(const invdl_dense_kernels *k, size_t n, double *lu
             break;
         /* U12 = L11^-1 A12, then A22 -= L21 U12. */
         k->solve(end - k0, lu + k0 * n + k0, n, 1, 0, 1, n - end, lu + k0 * n + end, n);
-        k->gemm(n - end, n - end, end - k0, lu + end * n + k0, 1, n, lu + k0 * n + end, n,
+        k->gemm(n - end, n - end, end - k0, lu + end * n + k0, 1, n, lu + k0 * n + end, n, NR,
                 lu + end * n + end, n, 1);
     }
     *log_det = sum;
@@ -580,7 +584,24 @@ static void stage_lanes(size_t n, size_t cnt, const float *v, double *t)
     zero_tail_rows(n, t);
 }
 
-/* The reverse: v[l][j] = t[j][l] rounded to float. */
+/* cnt samples of v in strip layout: strip q (samples NR q ..) is
+ * t[q][j][l] = v[NR q + l][j], zero past cnt up to pad(cnt). */
+static void stage_strips(size_t n, size_t cnt, const float *v, double *t)
+{
+    size_t lanes = invdl_dense_pad(cnt);
+    for (size_t q0 = 0; q0 < lanes; q0 += NR) {
+        double *strip = t + q0 * n;
+        size_t m = min_size(NR, cnt - q0);
+        for (size_t j = 0; j < n; j++) {
+            for (size_t l = 0; l < m; l++)
+                strip[j * NR + l] = (double)v[(q0 + l) * n + j];
+            for (size_t l = m; l < NR; l++)
+                strip[j * NR + l] = 0.0;
+        }
+    }
+}
+
+/* The reverse of stage_lanes: v[l][j] = t[j][l] rounded to float. */
 static void unstage_lanes(size_t n, size_t cnt, const double *t, float *v)
 {
     for (size_t l = 0; l < cnt; l++)
@@ -588,15 +609,20 @@ static void unstage_lanes(size_t n, size_t cnt, const double *t, float *v)
             v[l * n + j] = (float)t[j * LL + l];
 }
 
-/* cnt samples in row layout: r[l][j] = v[l][j], zero up to ld(n). */
-static void stage_rows(size_t n, size_t cnt, const float *v, double *r)
+/* cnt samples by strips of NR features, each strip [sample][NR]
+ * contiguous: t[q][l][j - NR q] = v[l][j] for features j of strip q, zero
+ * past n up to pad(n). */
+static void stage_feature_strips(size_t n, size_t cnt, const float *v, double *t)
 {
-    size_t ld = invdl_dense_ld(n);
-    for (size_t l = 0; l < cnt; l++) {
-        for (size_t j = 0; j < n; j++)
-            r[l * ld + j] = (double)v[l * n + j];
-        for (size_t j = n; j < ld; j++)
-            r[l * ld + j] = 0.0;
+    for (size_t j0 = 0; j0 < n; j0 += NR) {
+        double *strip = t + j0 * cnt;
+        size_t m = min_size(NR, n - j0);
+        for (size_t l = 0; l < cnt; l++) {
+            for (size_t j = 0; j < m; j++)
+                strip[l * NR + j] = (double)v[l * n + j0 + j];
+            for (size_t j = m; j < NR; j++)
+                strip[l * NR + j] = 0.0;
+        }
     }
 }
 
@@ -605,15 +631,15 @@ void invdl_dense_forward(const invdl_dense_kernels *k, const invdl_dense_factors
                          double *scratch)
 {
     size_t n = f->n, ld = invdl_dense_ld(n);
-    double *xt = scratch, *yt = scratch + LL * ld;
+    double *xs = scratch, *yt = scratch + LL * ld;
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
         size_t cnt = min_size(BLOCK, batch - s0);
-        stage_lanes(n, cnt, x + s0 * n, xt);
+        stage_strips(n, cnt, x + s0 * n, xs);
         for (size_t i = 0; i < n; i++)
             for (size_t l = 0; l < cnt; l++)
                 yt[i * LL + l] = (double)bias[i];
         /* yt[i][s] = b_i + sum_j W_ij x_sj */
-        k->gemm(n, cnt, n, f->w, 1, ld, xt, LL, yt, LL, 0);
+        k->gemm(n, cnt, n, f->w, 1, ld, xs, NR, NR * n, yt, LL, 0);
         unstage_lanes(n, cnt, yt, y + s0 * n);
     }
 }
@@ -642,11 +668,11 @@ void invdl_dense_inverse(const invdl_dense_kernels *k, const invdl_dense_factors
 }
 
 /* dW += G^T X and db += G's column sums over cnt samples, G in lane layout
- * and X in row layout. */
+ * and X by feature strips. */
 static void accumulate_params(const invdl_dense_kernels *k, size_t n, size_t cnt, const double *gt,
                               const double *x, double *dparams)
 {
-    k->gemm(n, n, cnt, gt, 1, LL, x, invdl_dense_ld(n), dparams, n, 0);
+    k->gemm(n, n, cnt, gt, 1, LL, x, NR, NR * cnt, dparams, n, 0);
     for (size_t i = 0; i < n; i++)
         for (size_t l = 0; l < cnt; l++)
             dparams[n * n + i] += gt[i * LL + l];
@@ -660,20 +686,23 @@ void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factor
     double *first = scratch, *second = scratch + LL * ld;
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
         size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
+        const float *gs = dout + s0 * n;
         float *ds = din + s0 * n;
-        stage_lanes(n, cnt, dout + s0 * n, first);
         if (!inverse) {
-            /* dW and db from g (first) and x; then dx[j][s] = 0 +
-             * sum_i W_ij g_si in `second`. */
+            /* dW and db from g (lane layout) and x (feature strips); then
+             * dx[j][s] = 0 + sum_i W_ij g_si from g in strip layout. */
             if (dparams != NULL) {
-                stage_rows(n, cnt, in + s0 * n, second);
+                stage_lanes(n, cnt, gs, first);
+                stage_feature_strips(n, cnt, in + s0 * n, second);
                 accumulate_params(k, n, cnt, first, second, dparams);
             }
+            stage_strips(n, cnt, gs, second);
             for (size_t j = 0; j < n; j++)
-                memset(second + j * LL, 0, lanes * sizeof *second);
-            k->gemm(n, cnt, n, f->wt, 1, ld, first, LL, second, LL, 0);
-            unstage_lanes(n, cnt, second, ds);
+                memset(first + j * LL, 0, cnt * sizeof *first);
+            k->gemm(n, cnt, n, f->wt, 1, ld, second, NR, NR * n, first, LL, 0);
+            unstage_lanes(n, cnt, first, ds);
         } else {
+            stage_lanes(n, cnt, gs, first);
             /* u = W^-T g: c = U^-T L^-T g by the transposed solves, then
              * u[perm[i]] = c[i]; the parameters' coefficient is -u, in
              * `second`. */
@@ -689,7 +718,7 @@ void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factor
             }
             zero_tail_rows(n, second);
             if (dparams != NULL) {
-                stage_rows(n, cnt, out + s0 * n, first);
+                stage_feature_strips(n, cnt, out + s0 * n, first);
                 accumulate_params(k, n, cnt, second, first, dparams);
             }
         }

@@ -22,9 +22,11 @@
  * -ffp-contract=off so that no compiler fuses them behind our back.
  *
  * Layouts.  Matrices are row-major doubles.  A block of samples is staged in
- * double either by rows ([sample][ld(n)], "row layout") or transposed
+ * double by rows ([sample][ld(n)], "row layout"), transposed
  * ([feature][INVDL_DENSE_LANES_LD], "lane layout": samples side by side,
- * the solves' natural layout).  Padding entries are zero.
+ * the solves' natural layout), or transposed in strips of NR samples, each
+ * strip [feature][NR] contiguous ("strip layout": the GEMM tile's B
+ * operand, read as one stream).  Padding entries are zero.
  */
 #ifndef INVDL_DENSE_KERNELS_H
 #define INVDL_DENSE_KERNELS_H
@@ -69,12 +71,14 @@ typedef struct invdl_dense_kernels {
     const char *name; /* "scalar", "avx2" */
     /* C += A B (sub == 0) or C -= A B (sub == 1):
      *   c[r*ldc + l] = c[r*ldc + l] +- a(r,k) * b(k,l) for k = 0, 1, ...,
-     * depth-1 in that order, a(r,k) = a[k*ak + r*ar], b(k,l) = b[k*bk + l],
-     * for r < rows and l < cols.  a must be readable for r up to rows
-     * rounded up to MR, b for l up to cols rounded up to NR; what those
-     * entries hold never reaches C. */
+     * depth-1 in that order, for r < rows and l < cols, where
+     *   a(r,k) = a[k*ak + r*ar],  b(k,l) = b[(l/NR)*bp + k*bk + l%NR]:
+     * B by strips of NR columns bp apart (bp = NR: plain rows; bp = NR *
+     * depth, bk = NR: each strip packed contiguously).  a must be readable
+     * for r up to rows rounded up to MR, b for l up to cols rounded up to
+     * NR; what those entries hold never reaches C. */
     void (*gemm)(size_t rows, size_t cols, size_t depth, const double *a, size_t ak, size_t ar,
-                 const double *b, size_t bk, double *c, size_t ldc, int sub);
+                 const double *b, size_t bk, size_t bp, double *c, size_t ldc, int sub);
     /* A triangular solve on `lanes` right-hand sides side by side,
      * z[i*ldz + l], with t(i,k) = t[i*ts + k*ks].  With upper == 0, for
      * i = 0, 1, ..., n-1:

@@ -99,17 +99,19 @@ static void test_gemm(void **state)
     for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
         for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++)
             for (size_t di = 0; di < sizeof depth_list / sizeof *depth_list; di++)
-                for (int sub = 0; sub < 2; sub++) {
+                for (int mode = 0; mode < 4; mode++) {
                     size_t rows = rows_list[ri], cols = cols_list[ci], depth = depth_list[di];
-                    /* A read transposed (ak = 1, ar = depth + 3) or not,
-                     * B with a row stride wider than its columns. */
-                    int trans = (int)((ri + ci + di) % 2);
+                    /* sub: subtract; A read transposed (ak = 1) or not; B by
+                     * rows wider than its columns, or in packed strips a
+                     * little more than NR * depth apart. */
+                    int sub = mode & 1, packed = mode >> 1, trans = (int)((ri + ci + di) % 2);
                     size_t rpad = (rows + MR - 1) / MR * MR, cpad = (cols + NR - 1) / NR * NR;
                     size_t ak = trans ? 1 : rpad + 2, ar = trans ? depth + 3 : 1;
-                    size_t bk = cpad + 5, ldc = cols + 2;
-                    uint64_t seed = rows * 1000 + cols * 10 + depth + (uint64_t)sub;
+                    size_t bk = packed ? NR : cpad + 5, bp = packed ? NR * depth + 3 : NR;
+                    size_t ldc = cols + 2;
+                    uint64_t seed = rows * 1000 + cols * 10 + depth + (uint64_t)mode;
                     double *a = random_doubles(rpad * (depth + 3) + rpad + depth * (rpad + 2), seed);
-                    double *b = random_doubles(depth * bk + cpad, seed + 1);
+                    double *b = random_doubles(cpad / NR * bp + depth * bk + NR, seed + 1);
                     double *c0 = random_doubles(rows * ldc, seed + 2);
                     double *want = malloc(rows * ldc * sizeof *want + 1);
                     double *got = malloc(rows * ldc * sizeof *got + 1);
@@ -120,14 +122,14 @@ static void test_gemm(void **state)
                         for (size_t l = 0; l < cols; l++) {
                             double acc = want[r * ldc + l];
                             for (size_t k = 0; k < depth; k++) {
-                                double p = a[k * ak + r * ar] * b[k * bk + l];
+                                double p = a[k * ak + r * ar] * b[l / NR * bp + k * bk + l % NR];
                                 acc = sub ? acc - p : acc + p;
                             }
                             want[r * ldc + l] = acc;
                         }
                     for (size_t p = 0; p < path_count; p++) {
                         memcpy(got, c0, rows * ldc * sizeof *got);
-                        paths[p]->gemm(rows, cols, depth, a, ak, ar, b, bk, got, ldc, sub);
+                        paths[p]->gemm(rows, cols, depth, a, ak, ar, b, bk, bp, got, ldc, sub);
                         assert_true(same_doubles(rows * ldc, got, want));
                     }
                     free(a);
