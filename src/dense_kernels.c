@@ -147,12 +147,12 @@ static void solve_scalar(size_t n, const double *t, size_t ts, size_t ks, int up
     }
 }
 
-static void eliminate_scalar(size_t n, size_t k, size_t end, double *lu)
+static void eliminate_scalar(size_t n, size_t k, size_t end, double *lu, size_t ld)
 {
-    const double *rk = lu + k * n;
+    const double *rk = lu + k * ld;
     double pivot = rk[k];
     for (size_t i = k + 1; i < n; i++) {
-        double *ri = lu + i * n;
+        double *ri = lu + i * ld;
         double m = ri[k] / pivot;
         ri[k] = m;
         for (size_t j = k + 1; j < end; j++)
@@ -314,12 +314,12 @@ DENSE_AVX2 static void solve_avx2(size_t n, const double *t, size_t ts, size_t k
         solve_row_lanes(t, ts, ks, i, 0, i, unit, lanes, z, ldz);
 }
 
-DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, size_t end, double *lu)
+DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, size_t end, double *lu, size_t ld)
 {
-    const double *rk = lu + k * n;
+    const double *rk = lu + k * ld;
     double pivot = rk[k];
     for (size_t i = k + 1; i < n; i++) {
-        double *ri = lu + i * n;
+        double *ri = lu + i * ld;
         double m = ri[k] / pivot;
         ri[k] = m;
         __m256d mv = _mm256_set1_pd(m);
@@ -362,24 +362,37 @@ void invdl_dense_factors_free(invdl_dense_factors *f)
     }
 }
 
-/* Doubles of lu: n rows, then the rows and columns a GEMM strip over the
- * last rows may read past them. */
+/* Doubles of lu: n rows of ld(n), then the rows and columns a GEMM strip
+ * over the last rows may read past them. */
 static int lu_count(size_t n, size_t *count)
 {
-    return invdl_mul_size(n + MR, n, count) && *count <= SIZE_MAX - NR && (*count += NR, 1);
+    return invdl_mul_size(n + MR, invdl_dense_ld(n), count) && *count <= SIZE_MAX - NR &&
+           (*count += NR, 1);
+}
+
+/* Doubles of work: a block of W^-1's columns in lane layout, or a panel of
+ * U's rows in strips. */
+static int work_count(size_t n, size_t *count)
+{
+    size_t lanes, panel;
+    if (!invdl_mul_size(n, LL, &lanes) || !invdl_mul_size(invdl_dense_pad(n), PANEL, &panel))
+        return 0;
+    *count = lanes > panel ? lanes : panel;
+    return 1;
 }
 
 invdl_dense_factors *invdl_dense_factors_new(size_t n)
 {
     size_t np = invdl_dense_pad(n), lus, npld, work;
-    if (np < n || !lu_count(n, &lus) || !invdl_mul_size(np, np + NR, &npld) ||
-        !invdl_mul_size(n, LL, &work))
+    if (np < n || np > SIZE_MAX - 2 * NR || !lu_count(n, &lus) ||
+        !invdl_mul_size(np, invdl_dense_ld(n), &npld) || !work_count(n, &work))
         return NULL;
     invdl_dense_factors *f = invdl_malloc(sizeof *f);
     if (f == NULL)
         return NULL;
     memset(f, 0, sizeof *f);
     f->n = n;
+    f->lu_ld = invdl_dense_ld(n);
     f->w = invdl_alloc_array(npld, sizeof *f->w);
     f->wt = invdl_alloc_array(npld, sizeof *f->wt);
     f->lu = invdl_calloc_array(lus, sizeof *f->lu);
@@ -404,8 +417,8 @@ invdl_dense_factors *invdl_dense_factors_new(size_t n)
  *   - and the trailing rows receive the panel's updates as a GEMM strip,
  *     k in order.
  * Returns INVDL_ESINGULAR at a zero pivot; *log_det = sum of log|u_kk|. */
-static invdl_status lu_factor(const invdl_dense_kernels *k, size_t n, double *lu, size_t *perm,
-                              double *log_det)
+static invdl_status lu_factor(const invdl_dense_kernels *k, size_t n, double *lu, size_t ld,
+                              size_t *perm, double *strips, double *log_det)
 {
     double sum = 0.0;
     for (size_t k0 = 0; k0 < n; k0 += PANEL) {
@@ -413,29 +426,36 @@ static invdl_status lu_factor(const invdl_dense_kernels *k, size_t n, double *lu
         for (size_t c = k0; c < end; c++) {
             size_t piv = c;
             for (size_t i = c + 1; i < n; i++)
-                if (fabs(lu[i * n + c]) > fabs(lu[piv * n + c]))
+                if (fabs(lu[i * ld + c]) > fabs(lu[piv * ld + c]))
                     piv = i;
-            if (!(lu[piv * n + c] != 0.0))
+            if (!(lu[piv * ld + c] != 0.0))
                 return INVDL_ESINGULAR;
             if (piv != c) {
                 for (size_t j = 0; j < n; j++) {
-                    double t = lu[c * n + j];
-                    lu[c * n + j] = lu[piv * n + j];
-                    lu[piv * n + j] = t;
+                    double t = lu[c * ld + j];
+                    lu[c * ld + j] = lu[piv * ld + j];
+                    lu[piv * ld + j] = t;
                 }
                 size_t t = perm[c];
                 perm[c] = perm[piv];
                 perm[piv] = t;
             }
-            sum += log(fabs(lu[c * n + c]));
-            k->eliminate(n, c, end, lu);
+            sum += log(fabs(lu[c * ld + c]));
+            k->eliminate(n, c, end, lu, ld);
         }
         if (end == n)
             break;
-        /* U12 = L11^-1 A12, then A22 -= L21 U12. */
-        k->solve(end - k0, lu + k0 * n + k0, n, 1, 0, 1, n - end, lu + k0 * n + end, n);
-        k->gemm(n - end, n - end, end - k0, lu + end * n + k0, 1, n, lu + k0 * n + end, n, NR,
-                lu + end * n + end, n, 1);
+        /* U12 = L11^-1 A12, copied in strips of NR columns; then
+         * A22 -= L21 U12. */
+        size_t depth = end - k0, cols = n - end;
+        double *u12 = lu + k0 * ld + end;
+        k->solve(depth, lu + k0 * ld + k0, ld, 1, 0, 1, cols, u12, ld);
+        for (size_t j0 = 0; j0 < cols; j0 += NR)
+            for (size_t r = 0; r < depth; r++)
+                for (size_t j = 0; j < NR; j++)
+                    strips[j0 * depth + r * NR + j] = j0 + j < cols ? u12[r * ld + j0 + j] : 0.0;
+        k->gemm(cols, cols, depth, lu + end * ld + k0, 1, ld, strips, NR, NR * depth,
+                lu + end * ld + end, ld, 1);
     }
     *log_det = sum;
     return INVDL_OK;
@@ -521,13 +541,14 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
 {
     size_t n = f->n, ld = invdl_dense_ld(n);
     double *lu = f->lu, norm1, norm_inf;
-    for (size_t i = 0; i < n * n; i++)
-        lu[i] = (double)w[i];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            lu[i * ld + j] = (double)w[i * n + j];
     for (size_t i = 0; i < n; i++)
         f->perm[i] = i;
-    abs_norms(n, n, lu, n, f->work, &norm1, &norm_inf);
+    abs_norms(n, n, lu, ld, f->work, &norm1, &norm_inf);
     double log_det;
-    invdl_status st = lu_factor(k, n, lu, f->perm, &log_det);
+    invdl_status st = lu_factor(k, n, lu, ld, f->perm, f->work, &log_det);
     if (st != INVDL_OK)
         return st;
 
@@ -543,8 +564,8 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
         memset(z, 0, n * LL * sizeof *z);
         for (size_t l = 0; l < cnt; l++)
             z[(p0 + l) * LL + l] = 1.0;
-        k->solve(n - p0, lu + p0 * n + p0, n, 1, 0, 1, cnt, z + p0 * LL, LL);
-        k->solve(n, lu, n, 1, 1, 0, cnt, z, LL);
+        k->solve(n - p0, lu + p0 * ld + p0, ld, 1, 0, 1, cnt, z + p0 * LL, LL);
+        k->solve(n, lu, ld, 1, 1, 0, cnt, z, LL);
         for (size_t i = 0; i < n; i++)
             for (size_t l = 0; l < cnt; l++)
                 abs_inv[i * ld + f->perm[p0 + l]] = fabs(z[i * LL + l]);
@@ -661,8 +682,8 @@ void invdl_dense_inverse(const invdl_dense_kernels *k, const invdl_dense_factors
             for (size_t l = cnt; l < lanes; l++)
                 zt[i * LL + l] = 0.0;
         }
-        k->solve(n, f->lu, n, 1, 0, 1, lanes, zt, LL);
-        k->solve(n, f->lu, n, 1, 1, 0, lanes, zt, LL);
+        k->solve(n, f->lu, f->lu_ld, 1, 0, 1, lanes, zt, LL);
+        k->solve(n, f->lu, f->lu_ld, 1, 1, 0, lanes, zt, LL);
         unstage_lanes(n, cnt, zt, x + s0 * n);
     }
 }
@@ -706,8 +727,8 @@ void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factor
             /* u = W^-T g: c = U^-T L^-T g by the transposed solves, then
              * u[perm[i]] = c[i]; the parameters' coefficient is -u, in
              * `second`. */
-            k->solve(n, f->lu, 1, n, 0, 0, lanes, first, LL);
-            k->solve(n, f->lu, 1, n, 1, 1, lanes, first, LL);
+            k->solve(n, f->lu, 1, f->lu_ld, 0, 0, lanes, first, LL);
+            k->solve(n, f->lu, 1, f->lu_ld, 1, 1, lanes, first, LL);
             for (size_t i = 0; i < n; i++) {
                 size_t p = f->perm[i];
                 for (size_t l = 0; l < cnt; l++) {

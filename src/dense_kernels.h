@@ -89,10 +89,10 @@ typedef struct invdl_dense_kernels {
      * Rows of z must be readable up to lanes rounded up to NR. */
     void (*solve)(size_t n, const double *t, size_t ts, size_t ks, int upper, int unit,
                   size_t lanes, double *z, size_t ldz);
-    /* Step k of Gaussian elimination on the n-column matrix lu (rows k..n-1)
-     * over columns up to end: for each row i > k, m = lu_ik / lu_kk is
-     * stored in lu_ik, and lu_ij -= m * lu_kj for k < j < end. */
-    void (*eliminate)(size_t n, size_t k, size_t end, double *lu);
+    /* Step k of Gaussian elimination on the n-row matrix lu (rows ld
+     * apart) over columns up to end: for each row i > k, m = lu_ik / lu_kk
+     * is stored in lu_ik, and lu_ij -= m * lu_kj for k < j < end. */
+    void (*eliminate)(size_t n, size_t k, size_t end, double *lu, size_t ld);
 } invdl_dense_kernels;
 
 /* The portable path, built everywhere. */
@@ -111,8 +111,9 @@ typedef struct invdl_dense_factors {
     size_t n;
     double *w;          /* [pad(n)][ld(n)]: W in double, zero-padded */
     double *wt;         /* [pad(n)][ld(n)]: W^T likewise */
-    double *lu;         /* [n][n] (and padding): unit lower L below the diagonal,
-                           U on and above */
+    double *lu;         /* [n][lu_ld] (and padding): unit lower L below the
+                           diagonal, U on and above */
+    size_t lu_ld;       /* ld(n) */
     size_t *perm;       /* row i of L U is row perm[i] of W */
     double *work;       /* [n][LANES_LD] doubles, for invdl_dense_factor */
     double log_abs_det; /* log|det W| */

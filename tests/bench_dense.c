@@ -654,7 +654,8 @@ static int bench_width(size_t n, const plan *pl, kernel_result *res)
                 d = differing(count, c->din, ref->din) +
                     differing_doubles(np, c->dparams, ref->dparams);
             else
-                d = differing_doubles(n * n, c->scratch_f->lu, ref->scratch_f->lu) +
+                d = differing_doubles(n * c->scratch_f->lu_ld, c->scratch_f->lu,
+                                      ref->scratch_f->lu) +
                     (c->scratch_f->inv_norm != ref->scratch_f->inv_norm) +
                     (c->scratch_f->log_abs_det != ref->scratch_f->log_abs_det);
             if (d != 0) {

@@ -7,52 +7,53 @@
 #include <math.h>
 #include <string.h>
 
-static void plain_solve(const double *lu, size_t n, double *z)
+static void plain_solve(const double *lu, size_t ld, size_t n, double *z)
 {
     for (size_t i = 0; i < n; i++) {
         double s = z[i];
         for (size_t k = 0; k < i; k++)
-            s -= lu[i * n + k] * z[k];
+            s -= lu[i * ld + k] * z[k];
         z[i] = s;
     }
     for (size_t i = n; i-- > 0;) {
         double s = z[i];
         for (size_t k = i + 1; k < n; k++)
-            s -= lu[i * n + k] * z[k];
-        z[i] = s / lu[i * n + i];
+            s -= lu[i * ld + k] * z[k];
+        z[i] = s / lu[i * ld + i];
     }
 }
 
-static void plain_solve_transposed(const double *lu, size_t n, double *c)
+static void plain_solve_transposed(const double *lu, size_t ld, size_t n, double *c)
 {
     for (size_t i = 0; i < n; i++) {
         double s = c[i];
         for (size_t k = 0; k < i; k++)
-            s -= lu[k * n + i] * c[k];
-        c[i] = s / lu[i * n + i];
+            s -= lu[k * ld + i] * c[k];
+        c[i] = s / lu[i * ld + i];
     }
     for (size_t i = n; i-- > 0;) {
         double s = c[i];
         for (size_t k = i + 1; k < n; k++)
-            s -= lu[k * n + i] * c[k];
+            s -= lu[k * ld + i] * c[k];
         c[i] = s;
     }
 }
 
 invdl_status plain_factor(const float *w, invdl_dense_factors *f)
 {
-    size_t n = f->n;
+    size_t n = f->n, ld = f->lu_ld;
     double *lu = f->lu;
-    for (size_t i = 0; i < n * n; i++)
-        lu[i] = (double)w[i];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            lu[i * ld + j] = (double)w[i * n + j];
     for (size_t i = 0; i < n; i++)
         f->perm[i] = i;
     double norm1 = 0.0, norm_inf = 0.0;
     for (size_t j = 0; j < n; j++) {
         double col = 0.0, row = 0.0;
         for (size_t i = 0; i < n; i++) {
-            col += fabs(lu[i * n + j]);
-            row += fabs(lu[j * n + i]);
+            col += fabs(lu[i * ld + j]);
+            row += fabs(lu[j * ld + i]);
         }
         norm1 = col > norm1 ? col : norm1;
         norm_inf = row > norm_inf ? row : norm_inf;
@@ -61,27 +62,27 @@ invdl_status plain_factor(const float *w, invdl_dense_factors *f)
     for (size_t k = 0; k < n; k++) {
         size_t piv = k;
         for (size_t i = k + 1; i < n; i++)
-            if (fabs(lu[i * n + k]) > fabs(lu[piv * n + k]))
+            if (fabs(lu[i * ld + k]) > fabs(lu[piv * ld + k]))
                 piv = i;
-        if (!(lu[piv * n + k] != 0.0))
+        if (!(lu[piv * ld + k] != 0.0))
             return INVDL_ESINGULAR;
         if (piv != k) {
             for (size_t j = 0; j < n; j++) {
-                double t = lu[k * n + j];
-                lu[k * n + j] = lu[piv * n + j];
-                lu[piv * n + j] = t;
+                double t = lu[k * ld + j];
+                lu[k * ld + j] = lu[piv * ld + j];
+                lu[piv * ld + j] = t;
             }
             size_t t = f->perm[k];
             f->perm[k] = f->perm[piv];
             f->perm[piv] = t;
         }
-        double pivot = lu[k * n + k];
+        double pivot = lu[k * ld + k];
         log_det += log(fabs(pivot));
         for (size_t i = k + 1; i < n; i++) {
-            double m = lu[i * n + k] / pivot;
-            lu[i * n + k] = m;
+            double m = lu[i * ld + k] / pivot;
+            lu[i * ld + k] = m;
             for (size_t j = k + 1; j < n; j++)
-                lu[i * n + j] -= m * lu[k * n + j];
+                lu[i * ld + j] -= m * lu[k * ld + j];
         }
     }
     double *z = f->work, *row_sums = f->work + n;
@@ -90,7 +91,7 @@ invdl_status plain_factor(const float *w, invdl_dense_factors *f)
     for (size_t j = 0; j < n; j++) {
         for (size_t i = 0; i < n; i++)
             z[i] = f->perm[i] == j ? 1.0 : 0.0;
-        plain_solve(lu, n, z);
+        plain_solve(lu, ld, n, z);
         double col = 0.0;
         for (size_t i = 0; i < n; i++) {
             col += fabs(z[i]);
@@ -133,7 +134,7 @@ void plain_inverse(const invdl_dense_factors *f, const float *b, size_t batch, c
             r[j] = (double)in[s * n + j];
         for (size_t i = 0; i < n; i++)
             z[i] = r[f->perm[i]] - (double)b[f->perm[i]];
-        plain_solve(f->lu, n, z);
+        plain_solve(f->lu, f->lu_ld, n, z);
         for (size_t i = 0; i < n; i++)
             out[s * n + i] = (float)z[i];
     }
@@ -157,7 +158,7 @@ void plain_backward(const invdl_dense_factors *f, const float *w, int inverse, s
                 u[j] = acc;
             }
         } else {
-            plain_solve_transposed(f->lu, n, g);
+            plain_solve_transposed(f->lu, f->lu_ld, n, g);
             for (size_t i = 0; i < n; i++)
                 u[f->perm[i]] = g[i];
         }

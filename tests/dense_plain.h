@@ -12,8 +12,8 @@
 
 /* Unblocked LU with partial pivoting, log|det|, |W|_inf and |W^-1|_inf
  * (one solve per column of W^-1, every sum in index order) of the n x n
- * matrix w into f's lu, perm, log_abs_det, norm and inv_norm; f->work
- * serves as 2n doubles of scratch.  INVDL_OK or INVDL_ESINGULAR (a zero
+ * matrix w into f's lu (rows f->lu_ld apart), perm, log_abs_det, norm and
+ * inv_norm; f->work serves as 2n doubles of scratch.  INVDL_OK or INVDL_ESINGULAR (a zero
  * pivot, or a reciprocal 1-norm condition number below FLT_EPSILON). */
 invdl_status plain_factor(const float *w, invdl_dense_factors *f);
 
