@@ -69,51 +69,61 @@ static void gemm_tiles(tile_fn tile, size_t rows, size_t cols, size_t depth, con
 }
 
 /* One row of a solve on nl lanes: zi = (zi - sum_k t[k*ks] zk[k*ldz]) [/ d]
- * for k = 0..count-1 in order.  Both paths use it for lanes that do not
- * fill a vector. */
+ * for k = 0..count-1 in order, four lanes at a time in registers, then one
+ * by one.  Both paths use it for lanes that do not fill a vector. */
 static void solve_row_scalar(const double *t, size_t ks, size_t count, const double *zk,
                              size_t ldz, double *zi, int unit, double d, size_t nl)
 {
-    double acc[NR];
-    for (size_t l0 = 0; l0 < nl; l0 += NR) {
-        size_t m = min_size(NR, nl - l0);
-        for (size_t l = 0; l < m; l++)
-            acc[l] = zi[l0 + l];
+    size_t l = 0;
+    for (; l + 4 <= nl; l += 4) {
+        double a0 = zi[l], a1 = zi[l + 1], a2 = zi[l + 2], a3 = zi[l + 3];
         for (size_t k = 0; k < count; k++) {
             double tk = t[k * ks];
-            const double *row = zk + k * ldz + l0;
-            for (size_t l = 0; l < m; l++)
-                acc[l] = acc[l] - tk * row[l];
+            const double *row = zk + k * ldz + l;
+            a0 = a0 - tk * row[0];
+            a1 = a1 - tk * row[1];
+            a2 = a2 - tk * row[2];
+            a3 = a3 - tk * row[3];
         }
-        for (size_t l = 0; l < m; l++)
-            zi[l0 + l] = unit ? acc[l] : acc[l] / d;
+        zi[l] = unit ? a0 : a0 / d;
+        zi[l + 1] = unit ? a1 : a1 / d;
+        zi[l + 2] = unit ? a2 : a2 / d;
+        zi[l + 3] = unit ? a3 : a3 / d;
+    }
+    for (; l < nl; l++) {
+        double a0 = zi[l];
+        for (size_t k = 0; k < count; k++)
+            a0 = a0 - t[k * ks] * zk[k * ldz + l];
+        zi[l] = unit ? a0 : a0 / d;
     }
 }
 
 /* ---- portable path ------------------------------------------------------- */
 
+/* The tile a row and four columns at a time, the four sums in registers. */
 static void tile_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
                         size_t bk, double *c, size_t ldc, int sub)
 {
-    double acc[MR][NR];
+    _Static_assert(NR % 4 == 0, "whole quads of columns");
     for (size_t r = 0; r < MR; r++)
-        for (size_t l = 0; l < NR; l++)
-            acc[r][l] = c[r * ldc + l];
-    for (size_t k = 0; k < depth; k++) {
-        const double *ak_row = a + k * ak, *bk_row = b + k * bk;
-        for (size_t r = 0; r < MR; r++) {
-            double x = ak_row[r * ar];
-            if (sub)
-                for (size_t l = 0; l < NR; l++)
-                    acc[r][l] = acc[r][l] - x * bk_row[l];
-            else
-                for (size_t l = 0; l < NR; l++)
-                    acc[r][l] = acc[r][l] + x * bk_row[l];
+        for (size_t l = 0; l < NR; l += 4) {
+            double *cr = c + r * ldc + l;
+            double c0 = cr[0], c1 = cr[1], c2 = cr[2], c3 = cr[3];
+            for (size_t k = 0; k < depth; k++) {
+                double x = a[k * ak + r * ar];
+                const double *bk_row = b + k * bk + l;
+                double p0 = x * bk_row[0], p1 = x * bk_row[1];
+                double p2 = x * bk_row[2], p3 = x * bk_row[3];
+                c0 = sub ? c0 - p0 : c0 + p0;
+                c1 = sub ? c1 - p1 : c1 + p1;
+                c2 = sub ? c2 - p2 : c2 + p2;
+                c3 = sub ? c3 - p3 : c3 + p3;
+            }
+            cr[0] = c0;
+            cr[1] = c1;
+            cr[2] = c2;
+            cr[3] = c3;
         }
-    }
-    for (size_t r = 0; r < MR; r++)
-        for (size_t l = 0; l < NR; l++)
-            c[r * ldc + l] = acc[r][l];
 }
 
 static void tile_add_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,

@@ -730,8 +730,11 @@ static int bench_width(size_t n, const plan *pl, kernel_result *res)
                                 : which[k] == V_LOOPS ? "loops" : which[k] == V_FLOAT ? "float"
                                 : "blas",
                    cases[k].median * 1e-9);
-        printf("  GFLOP/s (%zu rounds, CPU share %.2f)\n", cases[0].rounds,
+        printf("  GFLOP/s (%zu rounds, CPU share %.2f)", cases[0].rounds,
                least_share(cases, count_cases));
+        if (!isnan(res->float_dev[op]))
+            printf("; float loops off by %.2g", res->float_dev[op]);
+        printf("\n");
         fflush(stdout);
     }
 
@@ -1000,6 +1003,12 @@ static void print_markdown(const kernel_result *kr, const trainer_result *tr, co
             md_value(gf[V_INVDL] / gf[V_FLOAT], MD_RATIO);
             printf("\n");
         }
+    printf("\nThe float loops' results differ from the others' (which agree bit for bit) by up "
+           "to");
+    for (size_t w = 0; w < KERNEL_WIDTH_COUNT; w++)
+        printf("%s %.2g (width %zu)", w == 0 ? "" : ",",
+               fmax(kr[w].float_dev[OP_FORWARD], kr[w].float_dev[OP_BACKWARD]), kr[w].width);
+    printf(" of the largest output.\n");
     printf("\nTrainer, depth 8 (4 x dense + mprelu), batch 32, one epoch, samples/s "
            "(medians):\n\n");
     printf("| width | backprop | invdl | scalar path | previous loops |");
