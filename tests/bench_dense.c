@@ -1085,6 +1085,9 @@ int main(int argc, char **argv)
     if (quick)
         budget *= 0.1;
 
+#ifdef BENCH_HAVE_CBLAS
+    openblas_set_num_threads(1); /* single thread, like everything else measured */
+#endif
     char cpu[128], machine[256], command[512];
     cpu_model(cpu, sizeof cpu);
     int avx2 = 0, fma = 0;
