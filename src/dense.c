@@ -6,9 +6,9 @@
  * sign of each column fixed by R's diagonal, as Keras' Orthogonal
  * initializer does) and b at 0.
  *
- * The derived data are the LU factors of W with partial pivoting, in
- * double, prepared whenever W changes (never inside a prediction, so
- * predictions only read the block).  The inverse solves with them in
+ * The derived data are W and W^T in double and the LU factors of W with
+ * partial pivoting, in double, prepared whenever W changes (never inside a
+ * prediction, so predictions only read the block).  The inverse solves with them in
  * double and rounds once, which makes every inverse sample the float
  * nearest a backward-stable solution; log|det W| is the sum of
  * log|u_ii|.  W is refused as numerically singular when its reciprocal
