@@ -6,30 +6,30 @@
  * sign of each column fixed by R's diagonal, as Keras' Orthogonal
  * initializer does) and b at 0.
  *
- * The derived data are the LU factors of W with partial pivoting, in
- * double, prepared whenever W changes (never inside a prediction, so
- * predictions only read the block).  The inverse solves with them in
+ * The derived data are W and W^T in double and the LU factors of W with
+ * partial pivoting, in double, prepared whenever W changes (never inside a
+ * prediction, so predictions only read the block).  The inverse solves with them in
  * double and rounds once, which makes every inverse sample the float
  * nearest a backward-stable solution; log|det W| is the sum of
  * log|u_ii|.  W is refused as numerically singular when its reciprocal
  * condition number in the 1-norm is below FLT_EPSILON: a relative
  * perturbation of the size of float rounding would then make it singular.
+ *
+ * The arithmetic runs a batch at a time in dense_kernels.c (cache-blocked,
+ * AVX2 where the CPU has it) and gives exactly the results of the plain
+ * per-sample loops in double.
  */
+#include "dense_kernels.h"
 #include "layer.h"
 #include "rng.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
-typedef struct dense_cache {
-    double *lu;         /* [n][n]: unit lower L below the diagonal, U on and above */
-    size_t *perm;       /* row i of L U is row perm[i] of W */
-    double *work;       /* 2n doubles for prepare */
-    double log_abs_det; /* log|det W| */
-    double norm;        /* |W|_inf */
-    double inv_norm;    /* |W^-1|_inf */
-} dense_cache;
+/* invdl_dense_scratch_count(width) <= invdl_scratch_new's rows * (width + pad) */
+_Static_assert(2 * INVDL_DENSE_LANES_LD <= INVDL_SCRATCH_ROWS &&
+                   2 * INVDL_DENSE_NR - 1 <= INVDL_SCRATCH_PAD,
+               "the operations' scratch holds the dense layer's staged blocks");
 
 static size_t dense_count(size_t width)
 {
@@ -50,169 +50,29 @@ static int dense_valid(size_t width, const float *settings, const float *values)
 
 static void dense_cache_free(void *cache)
 {
-    dense_cache *c = cache;
-    if (c != NULL) {
-        invdl_free(c->lu);
-        invdl_free(c->perm);
-        invdl_free(c->work);
-        invdl_free(c);
-    }
+    invdl_dense_factors_free(cache);
 }
 
 static void *dense_cache_new(size_t width)
 {
-    size_t nn;
-    if (!invdl_mul_size(width, width, &nn))
-        return NULL;
-    dense_cache *c = invdl_malloc(sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->lu = invdl_alloc_array(nn, sizeof *c->lu);
-    c->perm = invdl_alloc_array(width, sizeof *c->perm);
-    c->work = invdl_alloc_array(width, 2 * sizeof *c->work);
-    if (c->lu == NULL || c->perm == NULL || c->work == NULL) {
-        dense_cache_free(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* Solves L U z = r in place (r already permuted). */
-static void lu_solve(const double *lu, size_t n, double *z)
-{
-    for (size_t i = 0; i < n; i++) {
-        double s = z[i];
-        for (size_t k = 0; k < i; k++)
-            s -= lu[i * n + k] * z[k];
-        z[i] = s;
-    }
-    for (size_t i = n; i-- > 0;) {
-        double s = z[i];
-        for (size_t k = i + 1; k < n; k++)
-            s -= lu[i * n + k] * z[k];
-        z[i] = s / lu[i * n + i];
-    }
-}
-
-/* Solves U^T L^T c = g in place: the transposed system of the factors. */
-static void lu_solve_transposed(const double *lu, size_t n, double *c)
-{
-    for (size_t i = 0; i < n; i++) {
-        double s = c[i];
-        for (size_t k = 0; k < i; k++)
-            s -= lu[k * n + i] * c[k];
-        c[i] = s / lu[i * n + i];
-    }
-    for (size_t i = n; i-- > 0;) {
-        double s = c[i];
-        for (size_t k = i + 1; k < n; k++)
-            s -= lu[k * n + i] * c[k];
-        c[i] = s;
-    }
+    return invdl_dense_factors_new(width);
 }
 
 static invdl_status dense_prepare(const invdl_params *p, const float *values, void *cache)
 {
-    dense_cache *c = cache;
-    size_t n = p->width;
-    double *lu = c->lu;
-    for (size_t i = 0; i < n * n; i++)
-        lu[i] = (double)values[i];
-    for (size_t i = 0; i < n; i++)
-        c->perm[i] = i;
-
-    double norm1 = 0.0, norm_inf = 0.0;
-    for (size_t j = 0; j < n; j++) {
-        double col = 0.0, row = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            col += fabs(lu[i * n + j]);
-            row += fabs(lu[j * n + i]);
-        }
-        norm1 = col > norm1 ? col : norm1;
-        norm_inf = row > norm_inf ? row : norm_inf;
-    }
-
-    double log_det = 0.0;
-    for (size_t k = 0; k < n; k++) {
-        size_t piv = k;
-        for (size_t i = k + 1; i < n; i++)
-            if (fabs(lu[i * n + k]) > fabs(lu[piv * n + k]))
-                piv = i;
-        if (!(lu[piv * n + k] != 0.0))
-            return INVDL_ESINGULAR;
-        if (piv != k) {
-            for (size_t j = 0; j < n; j++) {
-                double t = lu[k * n + j];
-                lu[k * n + j] = lu[piv * n + j];
-                lu[piv * n + j] = t;
-            }
-            size_t t = c->perm[k];
-            c->perm[k] = c->perm[piv];
-            c->perm[piv] = t;
-        }
-        double pivot = lu[k * n + k];
-        log_det += log(fabs(pivot));
-        for (size_t i = k + 1; i < n; i++) {
-            double m = lu[i * n + k] / pivot;
-            lu[i * n + k] = m;
-            for (size_t j = k + 1; j < n; j++)
-                lu[i * n + j] -= m * lu[k * n + j];
-        }
-    }
-
-    /* |W^-1|_1 and |W^-1|_inf from the columns of W^-1, one solve each:
-     * O(n^3), like the factorisation. */
-    double *z = c->work, *row_sums = c->work + n;
-    double inv1 = 0.0, inv_inf = 0.0;
-    memset(row_sums, 0, n * sizeof *row_sums);
-    for (size_t j = 0; j < n; j++) {
-        for (size_t i = 0; i < n; i++)
-            z[i] = c->perm[i] == j ? 1.0 : 0.0;
-        lu_solve(lu, n, z);
-        double col = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            col += fabs(z[i]);
-            row_sums[i] += fabs(z[i]);
-        }
-        inv1 = col > inv1 ? col : inv1;
-    }
-    for (size_t i = 0; i < n; i++)
-        inv_inf = row_sums[i] > inv_inf ? row_sums[i] : inv_inf;
-    if (!(norm1 * inv1 * (double)FLT_EPSILON <= 1.0))
-        return INVDL_ESINGULAR;
-    c->log_abs_det = log_det;
-    c->norm = norm_inf;
-    c->inv_norm = inv_inf;
-    return INVDL_OK;
+    (void)p;
+    return invdl_dense_factor(invdl_dense_kernels_best(), values, cache);
 }
 
 static invdl_status dense_apply(const invdl_params *p, int inverse, size_t batch,
                                 const float *in, float *out, double *scratch)
 {
-    const dense_cache *c = p->cache;
-    size_t n = p->width;
-    const float *w = p->values, *b = p->values + n * n;
-    double *r = scratch, *z = scratch + n;
-    for (size_t s = 0; s < batch; s++) {
-        const float *x = in + s * n;
-        float *y = out + s * n;
-        for (size_t j = 0; j < n; j++)
-            r[j] = (double)x[j];
-        if (!inverse) {
-            for (size_t i = 0; i < n; i++) {
-                double acc = (double)b[i];
-                for (size_t j = 0; j < n; j++)
-                    acc += (double)w[i * n + j] * r[j];
-                y[i] = (float)acc;
-            }
-        } else {
-            for (size_t i = 0; i < n; i++)
-                z[i] = r[c->perm[i]] - (double)b[c->perm[i]];
-            lu_solve(c->lu, n, z);
-            for (size_t i = 0; i < n; i++)
-                y[i] = (float)z[i];
-        }
-    }
+    const invdl_dense_factors *f = p->cache;
+    const float *b = p->values + p->width * p->width;
+    if (!inverse)
+        invdl_dense_forward(invdl_dense_kernels_best(), f, b, batch, in, out, scratch);
+    else
+        invdl_dense_inverse(invdl_dense_kernels_best(), f, b, batch, in, out, scratch);
     return INVDL_OK;
 }
 
@@ -220,48 +80,14 @@ static void dense_backward(const invdl_params *p, int inverse, size_t batch, con
                            const float *out, const float *dout, float *din, double *dparams,
                            double *scratch)
 {
-    const dense_cache *c = p->cache;
-    size_t n = p->width;
-    const float *w = p->values;
-    double *g = scratch, *u = scratch + n;
-    for (size_t s = 0; s < batch; s++) {
-        for (size_t i = 0; i < n; i++)
-            g[i] = (double)dout[s * n + i];
-        /* Forward: dL/dx = W^T g, dL/dW = g x^T, dL/db = g.
-         * Inverse x = W^-1 (y - b): with u = W^-T g, dL/dy = u,
-         * dL/dW = -u x^T, dL/db = -u. */
-        const float *x = inverse ? out + s * n : in + s * n;
-        if (!inverse) {
-            for (size_t j = 0; j < n; j++) {
-                double acc = 0.0;
-                for (size_t i = 0; i < n; i++)
-                    acc += (double)w[i * n + j] * g[i];
-                u[j] = acc;
-            }
-        } else {
-            lu_solve_transposed(c->lu, n, g);
-            for (size_t i = 0; i < n; i++)
-                u[c->perm[i]] = g[i];
-        }
-        if (dparams != NULL) {
-            const double *coef = inverse ? u : g;
-            double sign = inverse ? -1.0 : 1.0;
-            for (size_t i = 0; i < n; i++) {
-                double ci = sign * coef[i];
-                for (size_t j = 0; j < n; j++)
-                    dparams[i * n + j] += ci * (double)x[j];
-                dparams[n * n + i] += ci;
-            }
-        }
-        for (size_t j = 0; j < n; j++)
-            din[s * n + j] = (float)u[j];
-    }
+    invdl_dense_backward(invdl_dense_kernels_best(), p->cache, inverse, batch, in, out, dout, din,
+                         dparams, scratch);
 }
 
 static invdl_status dense_log_det(const invdl_params *p, size_t batch, const float *x,
                                   double *acc)
 {
-    const dense_cache *c = p->cache;
+    const invdl_dense_factors *c = p->cache;
     (void)x;
     for (size_t s = 0; s < batch; s++)
         acc[s] += c->log_abs_det;
@@ -271,7 +97,7 @@ static invdl_status dense_log_det(const invdl_params *p, size_t batch, const flo
 static double dense_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                          const float *out)
 {
-    const dense_cache *c = p->cache;
+    const invdl_dense_factors *c = p->cache;
     double slope = inverse ? c->norm : c->inv_norm;
     double worst = 0.0;
     for (size_t s = 0; s < batch; s++)

@@ -64,7 +64,7 @@ typedef struct trainer {
     size_t nblocks, nparams;
     size_t *offset;              /* [depth]: where layer l's block's gradient starts */
     double *grad;                /* [nparams] */
-    double *scratch;             /* [2*width] */
+    double *scratch;             /* invdl_scratch_new(width) */
     float *dout, *din;           /* [chunk] activation gradients */
     float *acts;                 /* stored mode: [(depth+1)*chunk], lazily */
     float *work[2];              /* memory saving: [chunk] each */
@@ -110,7 +110,7 @@ static invdl_status trainer_init(trainer *t, const invdl_model *m, const invdl_f
     t->offset = invdl_alloc_array(t->depth, sizeof *t->offset);
     t->stored = invdl_calloc_array(t->depth, sizeof *t->stored);
     t->grad = invdl_alloc_array(t->nparams, sizeof *t->grad);
-    t->scratch = invdl_alloc_array(t->width, 2 * sizeof *t->scratch);
+    t->scratch = invdl_scratch_new(t->width);
     t->dout = invdl_alloc_array(t->chunk, sizeof *t->dout);
     t->din = invdl_alloc_array(t->chunk, sizeof *t->din);
     if (t->offset == NULL || t->stored == NULL || t->grad == NULL || t->scratch == NULL ||

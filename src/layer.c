@@ -289,7 +289,7 @@ invdl_status invdl_layer_apply(const invdl_layer *layer, size_t batch, const flo
         return INVDL_EINVAL;
     if (n == 0)
         return INVDL_OK;
-    double *scratch = invdl_alloc_array(layer->width, 2 * sizeof(double));
+    double *scratch = invdl_scratch_new(layer->width);
     if (scratch == NULL)
         return INVDL_ENOMEM;
     invdl_status st = invdl_layer_run(layer, 0, batch, in, out, scratch);
@@ -307,7 +307,7 @@ invdl_status invdl_layer_log_det(const invdl_layer *layer, size_t batch, const f
         return INVDL_OK;
     const invdl_params *p = layer->params;
     double *acc = invdl_calloc_array(batch, sizeof *acc);
-    double *scratch = invdl_alloc_array(layer->width, 2 * sizeof(double));
+    double *scratch = invdl_scratch_new(layer->width);
     float *x = NULL;
     invdl_status st = INVDL_ENOMEM;
     if (acc == NULL || scratch == NULL)

@@ -29,9 +29,25 @@ typedef size_t invdl_refcount;
 
 typedef struct invdl_params invdl_params;
 
+/* Scratch of the operations: INVDL_SCRATCH_ROWS rows of width +
+ * INVDL_SCRATCH_PAD doubles, whatever the batch.  The elementwise kinds use
+ * two rows; a dense layer stages blocks of samples in double
+ * (dense_kernels.h). */
+#define INVDL_SCRATCH_ROWS 80
+#define INVDL_SCRATCH_PAD 16
+
+/* Scratch for the operations of layers of `width`, freed with invdl_free;
+ * NULL on ENOMEM. */
+static inline double *invdl_scratch_new(size_t width)
+{
+    if (width > SIZE_MAX - INVDL_SCRATCH_PAD)
+        return NULL;
+    return invdl_alloc_array(width + INVDL_SCRATCH_PAD, INVDL_SCRATCH_ROWS * sizeof(double));
+}
+
 /* The operations of one layer kind.  `inverse` selects the direction: 0
  * computes the kind's forward map f, 1 its inverse g.  Arrays are row-major
- * [batch][width]; `scratch` has room for 2*width doubles. */
+ * [batch][width]; `scratch` comes from invdl_scratch_new(width). */
 typedef struct invdl_layer_ops {
     const char *name;
     uint32_t kind;       /* the kind's number in model files: never reused */
@@ -171,7 +187,7 @@ invdl_status invdl_model_blocks(const invdl_model *model, invdl_params ***blocks
                                 size_t *nblocks);
 
 /* Applies the model to out in place (out holds batch*width floats), in
- * its own direction (backwards == 0) or as its inverse.  scratch holds
- * 2*width doubles.  INVDL_OK or INVDL_EDOMAIN (every output written). */
+ * its own direction (backwards == 0) or as its inverse.  scratch comes
+ * from invdl_scratch_new(width).  INVDL_OK or INVDL_EDOMAIN (every output written). */
 invdl_status invdl_model_run(const invdl_model *model, int backwards, size_t batch, float *out,
                              double *scratch);

@@ -122,7 +122,7 @@ static invdl_status model_predict(const invdl_model *model, int backwards, size_
         return INVDL_EINVAL;
     if (n == 0)
         return INVDL_OK;
-    double *scratch = invdl_alloc_array(model->width, 2 * sizeof *scratch);
+    double *scratch = invdl_scratch_new(model->width);
     if (scratch == NULL)
         return INVDL_ENOMEM;
     memmove(out, in, n * sizeof *out);
@@ -154,7 +154,7 @@ invdl_status invdl_model_log_det(invdl_model *model, size_t batch, const float *
     float *cur = invdl_alloc_array(n, sizeof *cur);
     double *acc = invdl_calloc_array(batch, sizeof *acc);
     double *part = invdl_alloc_array(batch, sizeof *part);
-    double *scratch = invdl_alloc_array(width, 2 * sizeof *scratch);
+    double *scratch = invdl_scratch_new(width);
     invdl_status st = INVDL_ENOMEM;
     if (cur == NULL || acc == NULL || part == NULL || scratch == NULL)
         goto done;
@@ -294,7 +294,7 @@ invdl_status invdl_model_roundtrip(invdl_model *model, size_t batch, const float
     float *fx = invdl_alloc_array(n, sizeof *fx);
     float *gy = invdl_alloc_array(n, sizeof *gy);
     float *back = invdl_alloc_array(n, sizeof *back);
-    double *scratch = invdl_alloc_array(model->width, 2 * sizeof *scratch);
+    double *scratch = invdl_scratch_new(model->width);
     invdl_status st = INVDL_ENOMEM;
     if (fx == NULL || gy == NULL || back == NULL || scratch == NULL)
         goto done;
