@@ -5,17 +5,15 @@
  */
 #include "kernels.h"
 
+#if INVDL_HAVE_AVX2
 /* AVX2 and FMA, asked of the CPU each call: __builtin_cpu_supports() reads
  * flags the runtime filled in at startup, so this costs a load and leaves
  * the library without state of its own. */
 static int have_avx2_fma(void)
 {
-#if INVDL_HAVE_AVX2
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
 }
+#endif
 
 #if INVDL_HAVE_AVX2
 #define INVDL_DISPATCH(name, ...) \

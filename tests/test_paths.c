@@ -33,6 +33,7 @@ static int simd_available(void)
 #endif
 }
 
+#if INVDL_HAVE_AVX2
 /* Inputs: a stride through all 2^32 bit patterns from a random start, plus
  * specials, so every binade, sign, NaN and infinity appears. */
 static float *make_inputs(size_t n, uint64_t seed)
@@ -99,6 +100,8 @@ static void compare_paths(kernel_fn scalar, kernel_fn simd, const float *in, siz
     free(a);
     free(b);
 }
+
+#endif
 
 #define PAIR(name) invdl_##name##_scalar, invdl_##name##_avx2
 
