@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "invdl.h"
+#include "kernel_checks.h"
 #include "reference.h"
 
 #define CR_BOUND (0.5 + REF_SLACK_ULPS)
@@ -121,17 +122,6 @@ static void test_odd_symmetry(void **state)
     }
 }
 
-static void check_monotone_run(float (*fn)(float), uint32_t start, uint32_t count)
-{
-    float prev = fn(float_from_bits(start));
-    for (uint32_t i = 1; i < count; i++) {
-        float cur = fn(float_from_bits(start + i));
-        if (cur < prev)
-            fail_msg("not monotone at %a", (double)float_from_bits(start + i));
-        prev = cur;
-    }
-}
-
 static void test_monotone(void **state)
 {
     (void)state;
@@ -191,40 +181,11 @@ static void test_in_place(void **state)
     assert_memory_equal(a, b, sizeof a);
 }
 
-/* Exact ties: where x is small and x^2 is exactly a rounding midpoint of
- * float, the exact value lies just below it (x sin x and x tanh x are both
- * x^2 (1 - O(x^2))), so the answer is the float below x^2, whatever a
- * long double reference (which rounds to x^2 itself) would say.  x = M 2^E
- * with M odd: x^2 is a 25-bit midpoint for 4096 < M < 5793, and a
- * subnormal one for E = -75, M < 4096. */
-static float float_below(double u)
-{
-    float f = (float)u;
-    return (double)f > u ? nextafterf(f, 0.0f) : f;
-}
-
-static void check_tie(double x)
-{
-    float xf = (float)x, y;
-    assert_true((double)xf == x);
-    float want = float_below(x * x);
-    assert_int_equal(invdl_abstanh_forward(1, &xf, &y), INVDL_OK);
-    if (y != want)
-        fail_msg("x = %a: got %a, want %a (x^2 = %a is a tie)", x, (double)y, (double)want, x * x);
-    xf = -xf;
-    assert_int_equal(invdl_abstanh_forward(1, &xf, &y), INVDL_OK);
-    assert_true(y == -want);
-}
-
+/* Exact ties where x^2 is a rounding midpoint (kernel_checks.h). */
 static void test_exact_ties(void **state)
 {
     (void)state;
-    static const int exps[] = {-75, -62, -56, -50, -42, -40};
-    for (size_t k = 0; k < sizeof exps / sizeof exps[0]; k++)
-        for (int m = 4097; m < 5793; m += 2)
-            check_tie(ldexp((double)m, exps[k]));
-    for (int m = 1; m < 4096; m += 2)
-        check_tie(ldexp((double)m, -75));
+    check_exact_ties(invdl_abstanh_forward);
 }
 
 int main(void)
