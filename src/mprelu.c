@@ -9,14 +9,26 @@
 #include "kernels.h"
 #include "simd_x86.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
 #define MPRELU_CHUNK 256
 
-/* Validates the arguments and stores rows*cols in *n. */
+/* Nonzero if any of the n alphas is not finite. */
+static int mprelu_bad_alpha(size_t n, const float *alpha)
+{
+    int bad = 0;
+    for (size_t j = 0; j < n; j++)
+        bad |= !(fabsf(alpha[j]) <= FLT_MAX);
+    return bad;
+}
+
+/* Validates the arguments and stores rows*cols in *n; bad_alpha checks the
+ * alphas (each path passes its fastest way to). */
 static int mprelu_bad_args(size_t rows, size_t cols, const float *alpha, float alpha_min,
-                           const float *in, const float *out, size_t *n_out)
+                           const float *in, const float *out, size_t *n_out,
+                           int (*bad_alpha)(size_t n, const float *alpha))
 {
     size_t n = 0;
     *n_out = 0;
@@ -28,9 +40,8 @@ static int mprelu_bad_args(size_t rows, size_t cols, const float *alpha, float a
         return 0;
     if (alpha == NULL)
         return 1;
-    for (size_t j = 0; j < cols; j++)
-        if (!isfinite(alpha[j]))
-            return 1;
+    if (bad_alpha(cols, alpha))
+        return 1;
     *n_out = n;
     return 0;
 }
@@ -41,11 +52,24 @@ static float mprelu_slope(float alpha, float alpha_min)
     return a > alpha_min ? a : alpha_min;
 }
 
+/* The negative branch is chosen by the sign bit: a*(-0) is -0 anyway, and a
+ * NaN stays a NaN either way; testing the sign alone lets the SIMD paths
+ * blend on it directly, with the same results. */
+static inline float mprelu_fwd1(float v, float a)
+{
+    return signbit(v) ? a * v : v;
+}
+
+static inline float mprelu_inv1(float v, float a)
+{
+    return signbit(v) ? v / a : v;
+}
+
 invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *alpha, float alpha_min,
                                   const float *x, float *y)
 {
     size_t n;
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y, &n))
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y, &n, mprelu_bad_alpha))
         return INVDL_EINVAL;
     if (n == 0)
         return INVDL_OK;
@@ -59,7 +83,7 @@ invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *
             float *yr = y + i * cols + j0;
             for (size_t j = 0; j < width; j++) {
                 float v = xr[j];
-                yr[j] = v < 0.0f ? slope[j] * v : v;
+                yr[j] = mprelu_fwd1(v, slope[j]);
             }
         }
     }
@@ -70,7 +94,7 @@ invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *
                                   const float *y, float *x)
 {
     size_t n;
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x, &n))
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x, &n, mprelu_bad_alpha))
         return INVDL_EINVAL;
     if (n == 0)
         return INVDL_OK;
@@ -84,7 +108,7 @@ invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *
             float *xr = x + i * cols + j0;
             for (size_t j = 0; j < width; j++) {
                 float v = yr[j];
-                xr[j] = v < 0.0f ? v / slope[j] : v;
+                xr[j] = mprelu_inv1(v, slope[j]);
             }
         }
     }
@@ -94,41 +118,41 @@ invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *
 #if INVDL_HAVE_AVX2
 
 /* The SIMD paths compute exactly what the scalar loops do, lane by lane:
- * the product a*x and the IEEE quotient y/a (vdivps rounds like divss), with
- * x < 0 tested by an ordered compare so that -0 and NaN pass through. */
+ * the product a*x and the IEEE quotient y/a (vdivps rounds like divss),
+ * blended on the input's sign bit. */
 
 INVDL_AVX2 static inline __m256 mprelu_fwd8(__m256 v, __m256 a)
 {
-    __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
-    return _mm256_blendv_ps(v, _mm256_mul_ps(a, v), neg);
+    return _mm256_blendv_ps(v, _mm256_mul_ps(a, v), v);
 }
 
 INVDL_AVX2 static inline __m256 mprelu_inv8(__m256 v, __m256 a)
 {
-    __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
-    return _mm256_blendv_ps(v, _mm256_div_ps(v, a), neg);
+    return _mm256_blendv_ps(v, _mm256_div_ps(v, a), v);
 }
 
-static inline float mprelu_fwd1(float v, float a)
+INVDL_AVX2 static int mprelu_bad_alpha_avx2(size_t n, const float *alpha)
 {
-    return v < 0.0f ? a * v : v;
+    __m256 bad = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) /* |alpha| > FLT_MAX, or NaN */
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(invdl_abs_ps(_mm256_loadu_ps(alpha + j)),
+                                              _mm256_set1_ps(FLT_MAX), _CMP_NLE_UQ));
+    return _mm256_movemask_ps(bad) != 0 || mprelu_bad_alpha(n - j, alpha + j);
 }
 
-static inline float mprelu_inv1(float v, float a)
-{
-    return v < 0.0f ? v / a : v;
-}
-
-/* Narrow arrays (cols <= MPRELU_PATTERN_COLS) run as one flat array against
- * a pattern of 8 rows of slopes: its length is a multiple of both 8 and cols,
- * so every vector lines up with its columns.  Wide ones run row by row. */
+/* Rows whose length is a multiple of 8, and wide rows, run row by row
+ * against one row of slopes.  Other narrow arrays (cols <= 64) run as one
+ * flat array against a pattern of 8 rows of slopes: its length is a
+ * multiple of both 8 and cols, so every vector lines up with its columns. */
 #define MPRELU_PATTERN_COLS 64
+#define MPRELU_ROW_BLOCK 16
 
 INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *alpha,
                                        float alpha_min, const float *in, float *out, int inverse)
 {
     size_t n = rows * cols;
-    if (cols <= MPRELU_PATTERN_COLS) {
+    if (cols <= MPRELU_PATTERN_COLS && cols % 8 != 0) {
         float pattern[8 * MPRELU_PATTERN_COLS];
         size_t period = 8 * cols;
         for (size_t j = 0; j < cols; j++)
@@ -157,24 +181,35 @@ INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *al
     float slope[MPRELU_CHUNK];
     for (size_t j0 = 0; j0 < cols; j0 += MPRELU_CHUNK) {
         size_t width = cols - j0 < MPRELU_CHUNK ? cols - j0 : MPRELU_CHUNK;
-        for (size_t j = 0; j < width; j++)
-            slope[j] = mprelu_slope(alpha[j0 + j], alpha_min);
-        for (size_t i = 0; i < rows; i++) {
-            const float *src = in + i * cols + j0;
-            float *dst = out + i * cols + j0;
-            size_t j = 0;
-            if (inverse) {
-                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
-                    _mm256_storeu_ps(dst + j, mprelu_inv8(_mm256_loadu_ps(src + j),
-                                                          _mm256_loadu_ps(slope + j)));
-                for (; j < width; j++)
-                    dst[j] = mprelu_inv1(src[j], slope[j]);
-            } else {
-                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
-                    _mm256_storeu_ps(dst + j, mprelu_fwd8(_mm256_loadu_ps(src + j),
-                                                          _mm256_loadu_ps(slope + j)));
-                for (; j < width; j++)
-                    dst[j] = mprelu_fwd1(src[j], slope[j]);
+        size_t k = 0;
+        for (; k + 8 <= width; k += 8) /* max(|alpha|, alpha_min), as mprelu_slope() */
+            _mm256_storeu_ps(slope + k,
+                             _mm256_max_ps(invdl_abs_ps(_mm256_loadu_ps(alpha + j0 + k)),
+                                           _mm256_set1_ps(alpha_min)));
+        for (; k < width; k++)
+            slope[k] = mprelu_slope(alpha[j0 + k], alpha_min);
+        /* Blocks of rows (a few KB, in L1), column vectors outermost: each
+         * vector of slopes is loaded once per block. */
+        size_t vec_end = width / 8 * 8;
+        for (size_t i0 = 0; i0 < rows; i0 += MPRELU_ROW_BLOCK) {
+            size_t i1 = rows - i0 < MPRELU_ROW_BLOCK ? rows : i0 + MPRELU_ROW_BLOCK;
+            for (size_t j = 0; j < vec_end; j += 8) {
+                __m256 a = _mm256_loadu_ps(slope + j);
+                const float *src = in + i0 * cols + j0 + j;
+                float *dst = out + i0 * cols + j0 + j;
+                if (inverse) {
+                    _Pragma("GCC unroll 4") for (size_t i = i0; i < i1; i++, src += cols, dst += cols)
+                        _mm256_storeu_ps(dst, mprelu_inv8(_mm256_loadu_ps(src), a));
+                } else {
+                    _Pragma("GCC unroll 4") for (size_t i = i0; i < i1; i++, src += cols, dst += cols)
+                        _mm256_storeu_ps(dst, mprelu_fwd8(_mm256_loadu_ps(src), a));
+                }
+            }
+            for (size_t i = i0; i < i1; i++) {
+                const float *src = in + i * cols + j0;
+                float *dst = out + i * cols + j0;
+                for (size_t j = vec_end; j < width; j++)
+                    dst[j] = inverse ? mprelu_inv1(src[j], slope[j]) : mprelu_fwd1(src[j], slope[j]);
             }
         }
     }
@@ -184,7 +219,7 @@ INVDL_AVX2 invdl_status invdl_mprelu_forward_avx2(size_t rows, size_t cols, cons
                                                   float alpha_min, const float *x, float *y)
 {
     size_t n;
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y, &n))
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y, &n, mprelu_bad_alpha_avx2))
         return INVDL_EINVAL;
     if (n > 0)
         mprelu_run_avx2(rows, cols, alpha, alpha_min, x, y, 0);
@@ -195,7 +230,7 @@ INVDL_AVX2 invdl_status invdl_mprelu_inverse_avx2(size_t rows, size_t cols, cons
                                                   float alpha_min, const float *y, float *x)
 {
     size_t n;
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x, &n))
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x, &n, mprelu_bad_alpha_avx2))
         return INVDL_EINVAL;
     if (n > 0)
         mprelu_run_avx2(rows, cols, alpha, alpha_min, y, x, 1);
