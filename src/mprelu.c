@@ -146,7 +146,6 @@ INVDL_AVX2 static int mprelu_bad_alpha_avx2(size_t n, const float *alpha)
  * flat array against a pattern of 8 rows of slopes: its length is a
  * multiple of both 8 and cols, so every vector lines up with its columns. */
 #define MPRELU_PATTERN_COLS 64
-#define MPRELU_ROW_BLOCK 16
 
 INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *alpha,
                                        float alpha_min, const float *in, float *out, int inverse)
@@ -188,28 +187,22 @@ INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *al
                                            _mm256_set1_ps(alpha_min)));
         for (; k < width; k++)
             slope[k] = mprelu_slope(alpha[j0 + k], alpha_min);
-        /* Blocks of rows (a few KB, in L1), column vectors outermost: each
-         * vector of slopes is loaded once per block. */
-        size_t vec_end = width / 8 * 8;
-        for (size_t i0 = 0; i0 < rows; i0 += MPRELU_ROW_BLOCK) {
-            size_t i1 = rows - i0 < MPRELU_ROW_BLOCK ? rows : i0 + MPRELU_ROW_BLOCK;
-            for (size_t j = 0; j < vec_end; j += 8) {
-                __m256 a = _mm256_loadu_ps(slope + j);
-                const float *src = in + i0 * cols + j0 + j;
-                float *dst = out + i0 * cols + j0 + j;
-                if (inverse) {
-                    _Pragma("GCC unroll 4") for (size_t i = i0; i < i1; i++, src += cols, dst += cols)
-                        _mm256_storeu_ps(dst, mprelu_inv8(_mm256_loadu_ps(src), a));
-                } else {
-                    _Pragma("GCC unroll 4") for (size_t i = i0; i < i1; i++, src += cols, dst += cols)
-                        _mm256_storeu_ps(dst, mprelu_fwd8(_mm256_loadu_ps(src), a));
-                }
-            }
-            for (size_t i = i0; i < i1; i++) {
-                const float *src = in + i * cols + j0;
-                float *dst = out + i * cols + j0;
-                for (size_t j = vec_end; j < width; j++)
-                    dst[j] = inverse ? mprelu_inv1(src[j], slope[j]) : mprelu_fwd1(src[j], slope[j]);
+        for (size_t i = 0; i < rows; i++) {
+            const float *src = in + i * cols + j0;
+            float *dst = out + i * cols + j0;
+            size_t j = 0;
+            if (inverse) {
+                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
+                    _mm256_storeu_ps(dst + j, mprelu_inv8(_mm256_loadu_ps(src + j),
+                                                          _mm256_loadu_ps(slope + j)));
+                for (; j < width; j++)
+                    dst[j] = mprelu_inv1(src[j], slope[j]);
+            } else {
+                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
+                    _mm256_storeu_ps(dst + j, mprelu_fwd8(_mm256_loadu_ps(src + j),
+                                                          _mm256_loadu_ps(slope + j)));
+                for (; j < width; j++)
+                    dst[j] = mprelu_fwd1(src[j], slope[j]);
             }
         }
     }
