@@ -258,27 +258,6 @@ static inline INVDL_AVX2_BODY __m256d abstanh_tanh_pd(__m256d a)
                          _mm256_add_pd(_mm256_set1_pd(2.0), em));
 }
 
-static inline INVDL_AVX2_BODY __m128 abstanh_forward_half(__m256d a, int shift, int *undecided)
-{
-    __m256d p = _mm256_mul_pd(a, abstanh_tanh_pd(a));
-    return invdl_round_rel_pd(p, ABSTANH_FWD_ERR, shift, undecided);
-}
-
-static inline INVDL_AVX2_BODY __m256 abstanh_forward_body(__m256 x, int *fix, int *outside)
-{
-    (void)outside;
-    __m256 a = invdl_abs_ps(x);
-    /* Identity lanes (large, ±inf, NaN) keep x; they compute on 1. */
-    __m256 ident = _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_FWD_IDENTITY), _CMP_NLT_UQ);
-    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
-    int undecided = invdl_tiny_lanes(a);
-    __m128 r0 = abstanh_forward_half(invdl_lo_pd(a), 0, &undecided);
-    __m128 r1 = abstanh_forward_half(invdl_hi_pd(a), 4, &undecided);
-    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
-    *fix = undecided & ~_mm256_movemask_ps(ident);
-    return _mm256_blendv_ps(r, x, ident);
-}
-
 /* Lane permutes pick piece i's coefficients from an 8-entry table each. */
 static inline INVDL_AVX2_BODY __m256 abstanh_pieces(const float (*table)[8], __m256i piece,
                                                   __m256 d)
@@ -347,11 +326,69 @@ static inline INVDL_AVX2_BODY __m256 abstanh_inverse_finish(__m256 y, const invd
     return _mm256_blendv_ps(r, y, st->keep);
 }
 
+/* The forward in three phases (invdl_run_phases): d[0..1] |x| in double,
+ * d[2..3] the reduced argument r, d[4..5] the scale 2^k; then d[0..1] the
+ * product |x| tanh|x|. */
+static inline INVDL_AVX2_BODY void abstanh_reduce_half(__m256d a, __m256d *r, __m256d *scale)
+{
+    const __m256d magic = _mm256_set1_pd(ROUND_MAGIC);
+    __m256d z = _mm256_mul_pd(a, _mm256_set1_pd(-2.0));
+    __m256d kt = _mm256_fmadd_pd(z, _mm256_set1_pd(INV_LN2), magic);
+    __m256d k = _mm256_sub_pd(kt, magic);
+    *r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), z));
+    __m256i kbits = _mm256_sub_epi64(_mm256_castpd_si256(kt), _mm256_castpd_si256(magic));
+    *scale = _mm256_castsi256_pd(
+        _mm256_slli_epi64(_mm256_add_epi64(kbits, _mm256_set1_epi64x(1023)), 52));
+}
+
+static inline INVDL_AVX2_BODY void abstanh_forward_first(__m256 x, invdl_state8 *st, int *outside)
+{
+    (void)outside;
+    __m256 a = invdl_abs_ps(x);
+    __m256 ident = _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_FWD_IDENTITY), _CMP_NLT_UQ);
+    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
+    st->keep = ident;
+    st->lanes |= invdl_tiny_lanes(a) & ~_mm256_movemask_ps(ident);
+    st->d[0] = invdl_lo_pd(a);
+    st->d[1] = invdl_hi_pd(a);
+    abstanh_reduce_half(st->d[0], &st->d[2], &st->d[4]);
+    abstanh_reduce_half(st->d[1], &st->d[3], &st->d[5]);
+}
+
+/* Split into phases, the loop is bound by the floating-point units (the
+ * multiply-adds and the divider) rather than by latency, so the polynomial
+ * uses Horner's scheme, the fewest operations. */
+static inline INVDL_AVX2_BODY __m256d abstanh_product_half(__m256d a, __m256d r, __m256d scale)
+{
+    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, invdl_horner_pd(EXPM1_P, 9, r)), r);
+    em = _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
+    __m256d t = _mm256_div_pd(_mm256_sub_pd(_mm256_setzero_pd(), em),
+                              _mm256_add_pd(_mm256_set1_pd(2.0), em));
+    return _mm256_mul_pd(a, t);
+}
+
+static inline INVDL_AVX2_BODY void abstanh_forward_second(invdl_state8 *st)
+{
+    st->d[0] = abstanh_product_half(st->d[0], st->d[2], st->d[4]);
+    st->d[1] = abstanh_product_half(st->d[1], st->d[3], st->d[5]);
+}
+
+static inline INVDL_AVX2_BODY __m256 abstanh_forward_third(__m256 x, invdl_state8 *st)
+{
+    int undecided = 0;
+    __m128 r0 = invdl_round_rel_pd(st->d[0], ABSTANH_FWD_ERR, 0, &undecided);
+    __m128 r1 = invdl_round_rel_pd(st->d[1], ABSTANH_FWD_ERR, 4, &undecided);
+    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
+    st->lanes |= undecided & ~_mm256_movemask_ps(st->keep);
+    return _mm256_blendv_ps(r, x, st->keep);
+}
+
 INVDL_AVX2 invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y)
 {
     if (invdl_bad_arrays(n, x, y))
         return INVDL_EINVAL;
-    (void)invdl_run8(n, x, y, abstanh_forward_body, invdl_abstanh_forward1);
+    (void)invdl_run_phases(n, x, y, abstanh_forward_first, abstanh_forward_second,
+                           abstanh_forward_third, invdl_abstanh_forward1);
     return INVDL_OK;
 }
 

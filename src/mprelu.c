@@ -2,9 +2,9 @@
  * mprelu.c - monotonic PReLU, y = x (x >= 0), a*x (x < 0), and its inverse.
  *
  * a = max(|alpha|, alpha_min) per column.  The forward is the single float
- * product a*x and the inverse the single float quotient y/a.  The slopes are
- * computed per call for chunks of columns on the stack, which leaves the row
- * loop free of branches.
+ * product a*x and the inverse the single float quotient y/a.  The scalar path
+ * computes the slopes per call for chunks of columns on the stack, which
+ * leaves the row loop free of branches; the SIMD path is described below.
  */
 #include "kernels.h"
 #include "simd_x86.h"
@@ -141,69 +141,86 @@ INVDL_AVX2 static int mprelu_bad_alpha_avx2(size_t n, const float *alpha)
     return _mm256_movemask_ps(bad) != 0 || mprelu_bad_alpha(n - j, alpha + j);
 }
 
-/* Rows whose length is a multiple of 8, and wide rows, run row by row
- * against one row of slopes.  Other narrow arrays (cols <= 64) run as one
- * flat array against a pattern of 8 rows of slopes: its length is a
- * multiple of both 8 and cols, so every vector lines up with its columns. */
-#define MPRELU_PATTERN_COLS 64
+/* max(|alpha|, alpha_min) for 8 columns, as mprelu_slope(). */
+INVDL_AVX2 static inline __m256 mprelu_slope8(const float *alpha, __m256 alpha_min)
+{
+    return _mm256_max_ps(invdl_abs_ps(_mm256_loadu_ps(alpha)), alpha_min);
+}
 
+/* Narrow rows (cols <= 64) run as one flat array against a pattern of whole
+ * rows of slopes: 8 * ceil(32 / cols) rows, at least 256 floats, at most
+ * 512 (for cols <= 32, cols * ceil(32 / cols) < 32 + cols <= 64; above,
+ * 8 * cols),
+ * and a multiple of 8, so every vector lines up with its columns and the
+ * loop runs long stretches without per-row overhead.  The pattern is built
+ * for at most as many rows as the array has, doubling by copies; an array
+ * with fewer rows runs in one stretch, whatever its length. */
+#define MPRELU_PATTERN_COLS 64
+#define MPRELU_PATTERN_MAX 512
+
+INVDL_AVX2 static void mprelu_run_pattern(size_t rows, size_t cols, const float *alpha,
+                                          float alpha_min, const float *in, float *out,
+                                          int inverse)
+{
+    _Alignas(32) float pattern[MPRELU_PATTERN_MAX];
+    size_t reps = 8 * ((32 + cols - 1) / cols);
+    size_t period = cols * (rows < reps ? rows : reps);
+    size_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+        _mm256_storeu_ps(pattern + j, mprelu_slope8(alpha + j, _mm256_set1_ps(alpha_min)));
+    for (; j < cols; j++)
+        pattern[j] = mprelu_slope(alpha[j], alpha_min);
+    for (size_t have = cols; have < period; have *= 2)
+        memcpy(pattern + have, pattern, (period - have < have ? period - have : have) * sizeof *pattern);
+    size_t n = rows * cols;
+    for (size_t base = 0; base < n; base += period) {
+        size_t len = n - base < period ? n - base : period;
+        const float *src = in + base;
+        float *dst = out + base;
+        size_t k = 0;
+        if (inverse) {
+            _Pragma("GCC unroll 4") for (; k + 8 <= len; k += 8)
+                _mm256_storeu_ps(dst + k, mprelu_inv8(_mm256_loadu_ps(src + k),
+                                                      _mm256_loadu_ps(pattern + k)));
+            for (; k < len; k++)
+                dst[k] = mprelu_inv1(src[k], pattern[k]);
+        } else {
+            _Pragma("GCC unroll 4") for (; k + 8 <= len; k += 8)
+                _mm256_storeu_ps(dst + k, mprelu_fwd8(_mm256_loadu_ps(src + k),
+                                                      _mm256_loadu_ps(pattern + k)));
+            for (; k < len; k++)
+                dst[k] = mprelu_fwd1(src[k], pattern[k]);
+        }
+    }
+}
+
+/* Wide rows run row by row, computing each vector's slopes from alpha on
+ * the fly: two operations that cost less than a pass over a slope buffer,
+ * which a single long row would otherwise pay in full. */
 INVDL_AVX2 static void mprelu_run_avx2(size_t rows, size_t cols, const float *alpha,
                                        float alpha_min, const float *in, float *out, int inverse)
 {
-    size_t n = rows * cols;
-    if (cols <= MPRELU_PATTERN_COLS && cols % 8 != 0) {
-        float pattern[8 * MPRELU_PATTERN_COLS];
-        size_t period = 8 * cols;
-        for (size_t j = 0; j < cols; j++)
-            pattern[j] = mprelu_slope(alpha[j], alpha_min);
-        for (size_t row = 1; row < 8; row++)
-            memcpy(pattern + row * cols, pattern, cols * sizeof *pattern);
-        for (size_t base = 0; base < n; base += period) {
-            size_t len = n - base < period ? n - base : period;
-            size_t k = 0;
-            if (inverse) {
-                _Pragma("GCC unroll 4") for (; k + 8 <= len; k += 8)
-                    _mm256_storeu_ps(out + base + k, mprelu_inv8(_mm256_loadu_ps(in + base + k),
-                                                                 _mm256_loadu_ps(pattern + k)));
-                for (; k < len; k++)
-                    out[base + k] = mprelu_inv1(in[base + k], pattern[k]);
-            } else {
-                _Pragma("GCC unroll 4") for (; k + 8 <= len; k += 8)
-                    _mm256_storeu_ps(out + base + k, mprelu_fwd8(_mm256_loadu_ps(in + base + k),
-                                                                 _mm256_loadu_ps(pattern + k)));
-                for (; k < len; k++)
-                    out[base + k] = mprelu_fwd1(in[base + k], pattern[k]);
-            }
-        }
+    if (cols <= MPRELU_PATTERN_COLS) {
+        mprelu_run_pattern(rows, cols, alpha, alpha_min, in, out, inverse);
         return;
     }
-    float slope[MPRELU_CHUNK];
-    for (size_t j0 = 0; j0 < cols; j0 += MPRELU_CHUNK) {
-        size_t width = cols - j0 < MPRELU_CHUNK ? cols - j0 : MPRELU_CHUNK;
-        size_t k = 0;
-        for (; k + 8 <= width; k += 8) /* max(|alpha|, alpha_min), as mprelu_slope() */
-            _mm256_storeu_ps(slope + k,
-                             _mm256_max_ps(invdl_abs_ps(_mm256_loadu_ps(alpha + j0 + k)),
-                                           _mm256_set1_ps(alpha_min)));
-        for (; k < width; k++)
-            slope[k] = mprelu_slope(alpha[j0 + k], alpha_min);
-        for (size_t i = 0; i < rows; i++) {
-            const float *src = in + i * cols + j0;
-            float *dst = out + i * cols + j0;
-            size_t j = 0;
-            if (inverse) {
-                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
-                    _mm256_storeu_ps(dst + j, mprelu_inv8(_mm256_loadu_ps(src + j),
-                                                          _mm256_loadu_ps(slope + j)));
-                for (; j < width; j++)
-                    dst[j] = mprelu_inv1(src[j], slope[j]);
-            } else {
-                _Pragma("GCC unroll 4") for (; j + 8 <= width; j += 8)
-                    _mm256_storeu_ps(dst + j, mprelu_fwd8(_mm256_loadu_ps(src + j),
-                                                          _mm256_loadu_ps(slope + j)));
-                for (; j < width; j++)
-                    dst[j] = mprelu_fwd1(src[j], slope[j]);
-            }
+    const __m256 amin = _mm256_set1_ps(alpha_min);
+    for (size_t i = 0; i < rows; i++) {
+        const float *src = in + i * cols;
+        float *dst = out + i * cols;
+        size_t j = 0;
+        if (inverse) {
+            _Pragma("GCC unroll 4") for (; j + 8 <= cols; j += 8)
+                _mm256_storeu_ps(dst + j, mprelu_inv8(_mm256_loadu_ps(src + j),
+                                                      mprelu_slope8(alpha + j, amin)));
+            for (; j < cols; j++)
+                dst[j] = mprelu_inv1(src[j], mprelu_slope(alpha[j], alpha_min));
+        } else {
+            _Pragma("GCC unroll 4") for (; j + 8 <= cols; j += 8)
+                _mm256_storeu_ps(dst + j, mprelu_fwd8(_mm256_loadu_ps(src + j),
+                                                      mprelu_slope8(alpha + j, amin)));
+            for (; j < cols; j++)
+                dst[j] = mprelu_fwd1(src[j], mprelu_slope(alpha[j], alpha_min));
         }
     }
 }

@@ -236,6 +236,33 @@ INVDL_AVX2 static inline int invdl_run8(size_t n, const float *in, float *out, i
 
 #define INVDL_BLOCK 64
 
+/* The block runners' ends: the input block, zero-padded when partial, and
+ * the output block, with the scalar fix-ups of the lanes flagged in
+ * lanes[] applied before anything reaches out (which may be in). */
+static inline const float *invdl_block_in(const float *in, size_t len, float *pad)
+{
+    if (len == INVDL_BLOCK)
+        return in;
+    memcpy(pad, in, len * sizeof *pad);
+    memset(pad + len, 0, (INVDL_BLOCK - len) * sizeof *pad);
+    return pad;
+}
+
+INVDL_AVX2 static inline void invdl_block_out(float *out, float *dst, const float *src,
+                                              size_t len, const int *lanes, int any,
+                                              float (*fix)(float))
+{
+    if (any)
+        for (size_t k = 0; k < len; k++)
+            if (lanes[k / 8] >> (k % 8) & 1)
+                dst[k] = fix(src[k]);
+    if (len == INVDL_BLOCK)
+        for (size_t v = 0; v < INVDL_BLOCK / 8; v++)
+            _mm256_storeu_ps(out + 8 * v, _mm256_loadu_ps(dst + 8 * v));
+    else
+        memcpy(out, dst, len * sizeof *dst);
+}
+
 /* A two-phase runner for the inverses.  Phase 1 computes, in float, a
  * starting point and its derivative for a block of up to 64 inputs; phase 2
  * refines them in double.  Split this way, each loop carries short
@@ -262,12 +289,7 @@ INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *o
     for (size_t i = 0; i < n; i += INVDL_BLOCK) {
         size_t len = n - i < INVDL_BLOCK ? n - i : INVDL_BLOCK;
         float pad[INVDL_BLOCK], dst[INVDL_BLOCK];
-        const float *src = in + i;
-        if (len < INVDL_BLOCK) {
-            memcpy(pad, src, len * sizeof *pad);
-            memset(pad + len, 0, (INVDL_BLOCK - len) * sizeof *pad);
-            src = pad;
-        }
+        const float *src = invdl_block_in(in + i, len, pad);
         invdl_start8 st[INVDL_BLOCK / 8];
         int lanes[INVDL_BLOCK / 8], any = 0;
         for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
@@ -278,15 +300,53 @@ INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *o
             _mm256_storeu_ps(dst + 8 * v, second(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v]));
             any |= lanes[v];
         }
-        if (any)
-            for (size_t k = 0; k < len; k++)
-                if (lanes[k / 8] >> (k % 8) & 1)
-                    dst[k] = fix(src[k]);
-        if (len == INVDL_BLOCK)
-            for (size_t v = 0; v < INVDL_BLOCK / 8; v++)
-                _mm256_storeu_ps(out + i + 8 * v, _mm256_loadu_ps(dst + 8 * v));
-        else
-            memcpy(out + i, dst, len * sizeof *dst);
+        invdl_block_out(out + i, dst, src, len, lanes, any, fix);
+    }
+    return outside;
+}
+
+/* A three-phase runner for the forward kernels, which evaluate in double.
+ * One vector's work is a long chain of dependent operations (conversion,
+ * reduction, polynomial, reconstruction, rounding decision); run as one loop
+ * body, only a couple of vectors fit in the CPU's window and it waits on
+ * latencies.  Cut into three loops over a block of 64 inputs that pass their
+ * state through memory (L1), each loop carries a short chain that the CPU
+ * overlaps across many vectors.  Phase 1 reads the input and sets up the
+ * state, phase 2 continues it, phase 3 returns the 8 results and the lanes
+ * the scalar function must redo.  out may be in, as in invdl_run_split(). */
+typedef struct invdl_state8 {
+    __m256d d[6];  /* the kernel's intermediate values, two halves each */
+    __m256 keep;   /* lanes whose result is the input itself: phase 1 sets it */
+    int lanes;     /* lanes for the scalar path: 0 on entry, phases add */
+} invdl_state8;
+
+typedef void (*invdl_stage1)(__m256 in, invdl_state8 *st, int *outside);
+typedef void (*invdl_stage2)(invdl_state8 *st);
+typedef __m256 (*invdl_stage3)(__m256 in, invdl_state8 *st);
+
+INVDL_AVX2 static inline int invdl_run_phases(size_t n, const float *in, float *out,
+                                              invdl_stage1 first, invdl_stage2 second,
+                                              invdl_stage3 third, float (*fix)(float))
+{
+    int outside = 0;
+    for (size_t i = 0; i < n; i += INVDL_BLOCK) {
+        size_t len = n - i < INVDL_BLOCK ? n - i : INVDL_BLOCK;
+        float pad[INVDL_BLOCK], dst[INVDL_BLOCK];
+        const float *src = invdl_block_in(in + i, len, pad);
+        invdl_state8 st[INVDL_BLOCK / 8];
+        int lanes[INVDL_BLOCK / 8], any = 0;
+        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
+            st[v].lanes = 0;
+            first(_mm256_loadu_ps(src + 8 * v), &st[v], &outside);
+        }
+        for (size_t v = 0; v < INVDL_BLOCK / 8; v++)
+            second(&st[v]);
+        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
+            _mm256_storeu_ps(dst + 8 * v, third(_mm256_loadu_ps(src + 8 * v), &st[v]));
+            lanes[v] = st[v].lanes;
+            any |= lanes[v];
+        }
+        invdl_block_out(out + i, dst, src, len, lanes, any, fix);
     }
     return outside;
 }

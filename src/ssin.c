@@ -70,9 +70,10 @@ static const double SSIN_H[12] = {
 #define SSIN_NEWTON_C 2.75
 
 /* Bounds on the fast paths' errors: the polynomial's 2^-43.9 plus a
- * worst-case Horner rounding analysis (about 2^-47 relative for S near T,
- * where the alternating series cancels to 0.44), with margin; the
- * exhaustive verifier (tests/exhaustive.c) confirms every result. */
+ * worst-case rounding analysis of its evaluation, by Horner's scheme (scalar)
+ * or Estrin's (SIMD), about 2^-47 relative for S near T, where the
+ * alternating series cancels to 0.44, with margin; the exhaustive verifier
+ * (tests/exhaustive.c) confirms every result. */
 #define SSIN_FWD_ERR 0x1p-42
 #define SSIN_INV_ERR_X 0x1p-50
 #define SSIN_INV_ERR_F 0x1p-42
@@ -219,7 +220,7 @@ static const float SSIN_G_F[7] = {
 static inline INVDL_AVX2_BODY __m128 ssin_forward_half(__m256d a, int shift, int *undecided)
 {
     __m256d u = _mm256_mul_pd(a, a);
-    __m256d p = _mm256_fmadd_pd(_mm256_mul_pd(u, u), invdl_horner_pd(SSIN_R, 7, u), u);
+    __m256d p = _mm256_fmadd_pd(_mm256_mul_pd(u, u), invdl_estrin_pd(SSIN_R, 7, u), u);
     return invdl_round_rel_pd(p, SSIN_FWD_ERR, shift, undecided);
 }
 

@@ -86,11 +86,11 @@ static void note_status(bench_job *job, invdl_status status)
 /* Wrappers giving every case one signature. */
 #define ELEMENTWISE_RUNNER(name, kernel) \
     static void name(bench_job *j) { note_status(j, kernel(j->n, j->in, j->out)); }
-#define MPRELU_RUNNER(name, kernel)                                                       \
+#define MPRELU_RUNNER(name, kernel, cols)                                                 \
     static void name(bench_job *j)                                                        \
     {                                                                                     \
-        note_status(j, kernel(j->n / MPRELU_COLS, MPRELU_COLS, j->alpha,                  \
-                              INVDL_MPRELU_ALPHA_MIN, j->in, j->out));                    \
+        note_status(j, kernel(j->n / (cols), (cols), j->alpha, INVDL_MPRELU_ALPHA_MIN,    \
+                              j->in, j->out));                                            \
     }
 
 ELEMENTWISE_RUNNER(run_ssin_forward, invdl_ssin_forward)
@@ -101,10 +101,15 @@ ELEMENTWISE_RUNNER(run_abstanh_forward, invdl_abstanh_forward)
 ELEMENTWISE_RUNNER(run_abstanh_inverse, invdl_abstanh_inverse)
 ELEMENTWISE_RUNNER(run_abstanh_forward_scalar, invdl_abstanh_forward_scalar)
 ELEMENTWISE_RUNNER(run_abstanh_inverse_scalar, invdl_abstanh_inverse_scalar)
-MPRELU_RUNNER(run_mprelu_forward, invdl_mprelu_forward)
-MPRELU_RUNNER(run_mprelu_inverse, invdl_mprelu_inverse)
-MPRELU_RUNNER(run_mprelu_forward_scalar, invdl_mprelu_forward_scalar)
-MPRELU_RUNNER(run_mprelu_inverse_scalar, invdl_mprelu_inverse_scalar)
+/* The mprelu kernels also run on rows of 8 columns (a width-8 layer's
+ * batch), with the first 8 alphas: per-row overheads show there. */
+#define MPRELU_NARROW_COLS ((size_t)8)
+MPRELU_RUNNER(run_mprelu_forward_narrow, invdl_mprelu_forward, MPRELU_NARROW_COLS)
+MPRELU_RUNNER(run_mprelu_inverse_narrow, invdl_mprelu_inverse, MPRELU_NARROW_COLS)
+MPRELU_RUNNER(run_mprelu_forward, invdl_mprelu_forward, MPRELU_COLS)
+MPRELU_RUNNER(run_mprelu_inverse, invdl_mprelu_inverse, MPRELU_COLS)
+MPRELU_RUNNER(run_mprelu_forward_scalar, invdl_mprelu_forward_scalar, MPRELU_COLS)
+MPRELU_RUNNER(run_mprelu_inverse_scalar, invdl_mprelu_inverse_scalar, MPRELU_COLS)
 
 static void run_ssin_glibc(bench_job *j) { bench_ssin_glibc_scalar(j->n, j->in, j->out); }
 static void run_abstanh_glibc(bench_job *j) { bench_abstanh_glibc_scalar(j->n, j->in, j->out); }
@@ -126,7 +131,8 @@ enum case_id {
     SSIN_FWD, SSIN_INV, SSIN_FWD_SCALAR, SSIN_INV_SCALAR, SSIN_GLIBC, SSIN_LIBMVEC,
     ABSTANH_FWD, ABSTANH_INV, ABSTANH_FWD_SCALAR, ABSTANH_INV_SCALAR, ABSTANH_GLIBC,
     ABSTANH_LIBMVEC,
-    MPRELU_FWD, MPRELU_INV, MPRELU_FWD_SCALAR, MPRELU_INV_SCALAR, COPY_MEMCPY, COPY_AVX2,
+    MPRELU_FWD, MPRELU_INV, MPRELU_FWD_SCALAR, MPRELU_INV_SCALAR, MPRELU_FWD_NARROW,
+    MPRELU_INV_NARROW, COPY_MEMCPY, COPY_AVX2,
     CASE_COUNT,
     NO_CASE = -1
 };
@@ -187,6 +193,10 @@ static const case_info CASES[CASE_COUNT] = {
                                      run_mprelu_forward_scalar, NO_CASE, SCALAR_PATH),
     [MPRELU_INV_SCALAR] = ANY_CPU("invdl mprelu inverse, scalar path", MPRELU, INVERSE_INPUT,
                                      run_mprelu_inverse_scalar, NO_CASE, SCALAR_PATH),
+    [MPRELU_FWD_NARROW] = ANY_CPU("invdl mprelu forward, 8 columns", MPRELU, FORWARD_INPUT,
+                                     run_mprelu_forward_narrow, NO_CASE, DISPATCHED),
+    [MPRELU_INV_NARROW] = ANY_CPU("invdl mprelu inverse, 8 columns", MPRELU, INVERSE_INPUT,
+                                     run_mprelu_inverse_narrow, NO_CASE, DISPATCHED),
     [COPY_MEMCPY] = ANY_CPU("copy, memcpy", MPRELU, FORWARD_INPUT, run_memcpy, NO_CASE,
                                BASELINE),
     [COPY_AVX2] = AVX2_ONLY("copy, AVX2 loop", MPRELU, FORWARD_INPUT, run_copy_avx2, NO_CASE),
@@ -696,6 +706,8 @@ static void print_ratios(const results *res)
         {"libmvec tanh loop / glibc scalar loop", ABSTANH_LIBMVEC, ABSTANH_GLIBC},
         {"mprelu forward / AVX2 copy loop", MPRELU_FWD, COPY_AVX2},
         {"mprelu inverse / AVX2 copy loop", MPRELU_INV, COPY_AVX2},
+        {"mprelu forward, 8 columns / memcpy", MPRELU_FWD_NARROW, COPY_MEMCPY},
+        {"mprelu inverse, 8 columns / memcpy", MPRELU_INV_NARROW, COPY_MEMCPY},
         {"AVX2 copy loop / memcpy", COPY_AVX2, COPY_MEMCPY},
     };
     printf("\nOther ratios (no target)\n");
