@@ -238,24 +238,39 @@ static const float ABSTANH_DX_F[7][8] = {
 #define ABSTANH_M0 (0x1p13f + 0x1p9f)
 #define ABSTANH_M_X0 0x1p14f
 
-/* tanh(a) for 0 <= a <= 9 in 4 lanes: abstanh_tanh() with the 2^k scale
- * built from the bits of the rounded k. */
-static inline INVDL_AVX2_BODY __m256d abstanh_tanh_pd(__m256d a)
+/* abstanh_tanh() in 4 lanes, 0 <= a <= 9, in two steps that the forward
+ * runs in separate phases: the reduction -2a = k ln2 + r with the 2^k scale
+ * built from the bits of the rounded k, then tanh a = -em / (2 + em) from
+ * em = 2^k expm1(r) + (2^k - 1), given expm1's polynomial P(r). */
+static inline INVDL_AVX2_BODY void abstanh_reduce_pd(__m256d a, __m256d *r, __m256d *scale)
 {
     const __m256d magic = _mm256_set1_pd(ROUND_MAGIC);
     __m256d z = _mm256_mul_pd(a, _mm256_set1_pd(-2.0));
     __m256d kt = _mm256_fmadd_pd(z, _mm256_set1_pd(INV_LN2), magic);
     __m256d k = _mm256_sub_pd(kt, magic);
-    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), z);
-    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), r);
-    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, invdl_estrin_pd(EXPM1_P, 9, r)), r);
+    *r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), z));
     /* kt = 1.5*2^52 + k: its bits minus magic's are k. */
     __m256i kbits = _mm256_sub_epi64(_mm256_castpd_si256(kt), _mm256_castpd_si256(magic));
-    __m256d scale = _mm256_castsi256_pd(
+    *scale = _mm256_castsi256_pd(
         _mm256_slli_epi64(_mm256_add_epi64(kbits, _mm256_set1_epi64x(1023)), 52));
+}
+
+static inline INVDL_AVX2_BODY __m256d abstanh_tanh_reduced_pd(__m256d r, __m256d scale,
+                                                              __m256d poly)
+{
+    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, poly), r);
     em = _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
     return _mm256_div_pd(_mm256_sub_pd(_mm256_setzero_pd(), em),
                          _mm256_add_pd(_mm256_set1_pd(2.0), em));
+}
+
+/* The inverse's residual needs tanh in one go; there the loop waits on
+ * latencies, so the polynomial runs by Estrin's scheme. */
+static inline INVDL_AVX2_BODY __m256d abstanh_tanh_pd(__m256d a)
+{
+    __m256d r, scale;
+    abstanh_reduce_pd(a, &r, &scale);
+    return abstanh_tanh_reduced_pd(r, scale, invdl_estrin_pd(EXPM1_P, 9, r));
 }
 
 /* Lane permutes pick piece i's coefficients from an 8-entry table each. */
@@ -329,18 +344,6 @@ static inline INVDL_AVX2_BODY __m256 abstanh_inverse_finish(__m256 y, const invd
 /* The forward in three phases (invdl_run_phases): d[0..1] |x| in double,
  * d[2..3] the reduced argument r, d[4..5] the scale 2^k; then d[0..1] the
  * product |x| tanh|x|. */
-static inline INVDL_AVX2_BODY void abstanh_reduce_half(__m256d a, __m256d *r, __m256d *scale)
-{
-    const __m256d magic = _mm256_set1_pd(ROUND_MAGIC);
-    __m256d z = _mm256_mul_pd(a, _mm256_set1_pd(-2.0));
-    __m256d kt = _mm256_fmadd_pd(z, _mm256_set1_pd(INV_LN2), magic);
-    __m256d k = _mm256_sub_pd(kt, magic);
-    *r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), z));
-    __m256i kbits = _mm256_sub_epi64(_mm256_castpd_si256(kt), _mm256_castpd_si256(magic));
-    *scale = _mm256_castsi256_pd(
-        _mm256_slli_epi64(_mm256_add_epi64(kbits, _mm256_set1_epi64x(1023)), 52));
-}
-
 static inline INVDL_AVX2_BODY void abstanh_forward_first(__m256 x, invdl_state8 *st, int *outside)
 {
     (void)outside;
@@ -351,8 +354,8 @@ static inline INVDL_AVX2_BODY void abstanh_forward_first(__m256 x, invdl_state8 
     st->lanes |= invdl_tiny_lanes(a) & ~_mm256_movemask_ps(ident);
     st->d[0] = invdl_lo_pd(a);
     st->d[1] = invdl_hi_pd(a);
-    abstanh_reduce_half(st->d[0], &st->d[2], &st->d[4]);
-    abstanh_reduce_half(st->d[1], &st->d[3], &st->d[5]);
+    abstanh_reduce_pd(st->d[0], &st->d[2], &st->d[4]);
+    abstanh_reduce_pd(st->d[1], &st->d[3], &st->d[5]);
 }
 
 /* Split into phases, the loop is bound by the floating-point units (the
@@ -360,11 +363,7 @@ static inline INVDL_AVX2_BODY void abstanh_forward_first(__m256 x, invdl_state8 
  * uses Horner's scheme, the fewest operations. */
 static inline INVDL_AVX2_BODY __m256d abstanh_product_half(__m256d a, __m256d r, __m256d scale)
 {
-    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, invdl_horner_pd(EXPM1_P, 9, r)), r);
-    em = _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
-    __m256d t = _mm256_div_pd(_mm256_sub_pd(_mm256_setzero_pd(), em),
-                              _mm256_add_pd(_mm256_set1_pd(2.0), em));
-    return _mm256_mul_pd(a, t);
+    return _mm256_mul_pd(a, abstanh_tanh_reduced_pd(r, scale, invdl_horner_pd(EXPM1_P, 9, r)));
 }
 
 static inline INVDL_AVX2_BODY void abstanh_forward_second(invdl_state8 *st)
