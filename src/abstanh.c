@@ -182,9 +182,9 @@ invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x)
 
 #if INVDL_HAVE_AVX2
 
-/* The SIMD paths: the same algorithms; the inverse's starting point comes
- * from float pieces looked up with a lane permute, and its derivative is
- * inverted in float.  Coefficients from tests/tools/coefficients.py. */
+/* The SIMD paths: the same algorithms; the inverse's starting point and the
+ * factor of its Newton step come from float pieces looked up with a lane
+ * permute.  Coefficients from tests/tools/coefficients.py. */
 
 /* ABSTANH_H for float evaluation, transposed: [coefficient][piece]; log2 abs
  * err -23.1 */
@@ -205,43 +205,48 @@ static const float ABSTANH_H_F[7][8] = {
      0x1.53c59ep-7f, 0x1.c8beecp-7f, 0x1.5c58aep-10f},
 };
 
-/* dx/dt for x*tanh(x) = t^2, float, transposed: [coefficient][piece]; log2
- * abs err -21.4.  1/f'(x) = (dx/dt)/(2t): the Newton step without a
- * division. */
-static const float ABSTANH_DX_F[7][8] = {
-    {0x1p+0f, 0x1.124572p+0f, 0x1.52a876p+0f, 0x1.de2428p+0f, 0x1.5fda7ap+1f, 0x1.d3dbcep+1f,
-     0x1.1be596p+2f, 0x1.4b81fap+2f},
-    {0x1.0c4348p-22f, 0x1.9b8ca2p-2f, 0x1.030588p+0f, 0x1.fafb9cp+0f, 0x1.4c6872p+1f,
-     0x1.1f306ap+1f, 0x1.03e6cp+1f, 0x1.003968p+1f},
-    {0x1.fffd3ap-2f, 0x1.43602ep-1f, 0x1.11adfep+0f, 0x1.67d048p+0f, -0x1.13a4f2p-6f,
-     -0x1.0da09p-1f, -0x1.a5d056p-4f, -0x1.eec098p-8f},
-    {0x1.59092ep-13f, 0x1.0094a6p-2f, 0x1.0724e8p-1f, -0x1.32185p-2f, -0x1.a414dp+0f,
-     0x1.bb9798p-2f, 0x1.a314c6p-3f, 0x1.47f50ap-6f},
-    {0x1.36799cp-3f, 0x1.63e834p-3f, 0x1.62030ap-4f, -0x1.6d34b2p+0f, 0x1.5fd008p+0f,
-     0x1.426106p-2f, -0x1.037dfap-2f, -0x1.1d3c9ep-5f},
-    {0x1.09fd4p-8f, 0x1.aa8242p-4f, -0x1.44113ep-2f, -0x1.427804p+0f, 0x1.7e095p+0f,
-     -0x1.fad24ep-1f, 0x1.7b430ap-3f, 0x1.32398p-5f},
-    {0x1.24f72ep-6f, -0x1.072258p-3f, -0x1.083246p-1f, 0x1.47726ap+1f, -0x1.065c9cp+1f,
-     0x1.537882p-1f, -0x1.fa4018p-5f, -0x1.345edcp-6f},
+/* 1/(f'(x) D(x)) with D(x) = 1 + e^(-2x), times 2t, for x*tanh(x) = t^2,
+ * float, transposed: [coefficient][piece]; log2 rel err -22.9 (to t = 3.003,
+ * where the last piece ends).  D is the denominator of tanh x = -em/D,
+ * em = expm1(-2x): with it folded in here, the Newton step needs no division
+ * (see abstanh_inverse_half()). */
+static const float ABSTANH_G_F[7][8] = {
+    {0x1p-1f, 0x1.756e78p-1f, 0x1.1b256p+0f, 0x1.c268bp+0f, 0x1.5bea3p+1f, 0x1.d35e3cp+1f,
+     0x1.1be1c8p+2f, 0x1.4b81dap+2f},
+    {0x1.000008p-1f, 0x1.8b8602p-1f, 0x1.535c04p+0f, 0x1.1f953ap+1f, 0x1.5e18b4p+1f,
+     0x1.227874p+1f, 0x1.0426bep+1f, 0x1.003becp+1f},
+    {0x1.fffa4p-3f, 0x1.08e71ep-1f, 0x1.048c5ep+0f, 0x1.4ce5dap+0f, -0x1.d4165ep-3f,
+     -0x1.3479cep-1f, -0x1.c55d92p-4f, -0x1.035bc4p-7f},
+    {0x1.55ae86p-3f, 0x1.59ff78p-2f, 0x1.1020c6p-1f, -0x1.a994e6p-2f, -0x1.9f04b6p+0f,
+     0x1.1d30e4p-1f, 0x1.c928f4p-3f, 0x1.599d82p-6f},
+    {0x1.33ea3p-4f, 0x1.117216p-3f, 0x1.110a1p-5f, -0x1.918c88p+0f, 0x1.afcb4p+0f,
+     0x1.a9c88cp-3f, -0x1.219dd2p-2f, -0x1.2e4c18p-5f},
+    {0x1.332a62p-5f, 0x1.d25ac6p-4f, -0x1.9d9eccp-2f, -0x1.e90aep-1f, 0x1.29fbc2p+0f,
+     -0x1.ec8d6cp-1f, 0x1.b68f5ep-3f, 0x1.465134p-5f},
+    {0x1.83b6f8p-8f, -0x1.32b6e2p-3f, -0x1.da008cp-2f, 0x1.40c8dcp+1f, -0x1.f76dcap+0f,
+     0x1.5bae54p-1f, -0x1.34ba9ap-4f, -0x1.4a2096p-6f},
 };
 
 /* The SIMD inverse's error bound, a priori, relative to x0 (proof sketch):
- * the starting point is within K = 2^-20 (relative) of the root (the pieces'
- * 2^-23.1, an approximate square root at 2^-22, float roundings), and 1/f'
- * within 2^-20 (the pieces' 2^-21.4, the square root).  After the Newton step,
- *   |x1 - x| <= x0 (2^-51 + 2^-20 K)         roundings, 1/f' error times step
- *             + 2^-44 a/f'                    residual's error
+ * the starting point is within K = 2^-20 (relative) of the root x (the
+ * pieces' 2^-23.1, an approximate square root at 2^-22, float roundings),
+ * and g = 1/(f' D) at the root within 2^-20 (the pieces' 2^-22.9, the square
+ * root).  The step is N g with N = D(x0) (f(x0) - a) computed as
+ * -x0 em - a D(x0), so its factor D(x0) g stands for 1/f'(x) within
+ * 2^-20 + 0.28 K (|x D'/D| = 2x/(e^(2x) + 1) <= 0.28).  After the step,
+ *   |x1 - x| <= x0 (2^-51 + 1.28 2^-20 K)    roundings, the factor's error
+ *             + 2^-44 a/f'                    N's error (tanh's 2^-46 or so)
  *             + 2 (K x0)^2 / f'               Newton's quadratic term (|f''| <= 2)
- * and a/(x0 f') = tanh(x)/f' <= 1.  In ulps of double (2^-53 x0 at least):
- * m = 2^13 + 2^9 + 2^14 x0/f'.  The exhaustive verifier confirms every result
- * this path returns. */
-#define ABSTANH_M0 (0x1p13f + 0x1p9f)
-#define ABSTANH_M_X0 0x1p14f
+ * and a/(x0 f') = tanh(x)/f' <= 1, x0/f' <= 2 x0 g (D <= 2).  In ulps of
+ * double (2^-53 x0 at least): m = 1.5 2^13 + 2^9 + 2^15 x0 g.  The exhaustive
+ * verifier confirms every result this path returns. */
+#define ABSTANH_M0 (0x1p13f + 0x1p12f + 0x1p9f)
+#define ABSTANH_M_X0 0x1p15f
 
-/* abstanh_tanh() in 4 lanes, 0 <= a <= 9, in two steps that the forward
- * runs in separate phases: the reduction -2a = k ln2 + r with the 2^k scale
- * built from the bits of the rounded k, then tanh a = -em / (2 + em) from
- * em = 2^k expm1(r) + (2^k - 1), given expm1's polynomial P(r). */
+/* abstanh_tanh() in 4 lanes, 0 <= a <= 9, in steps that the forward runs in
+ * separate phases: the reduction -2a = k ln2 + r with the 2^k scale built
+ * from the bits of the rounded k; em = expm1(-2a) = 2^k expm1(r) + (2^k - 1),
+ * given expm1's polynomial P(r); then tanh a = -em / (2 + em). */
 static inline INVDL_AVX2_BODY void abstanh_reduce_pd(__m256d a, __m256d *r, __m256d *scale)
 {
     const __m256d magic = _mm256_set1_pd(ROUND_MAGIC);
@@ -255,22 +260,18 @@ static inline INVDL_AVX2_BODY void abstanh_reduce_pd(__m256d a, __m256d *r, __m2
         _mm256_slli_epi64(_mm256_add_epi64(kbits, _mm256_set1_epi64x(1023)), 52));
 }
 
+static inline INVDL_AVX2_BODY __m256d abstanh_em_pd(__m256d r, __m256d scale, __m256d poly)
+{
+    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, poly), r);
+    return _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
+}
+
 static inline INVDL_AVX2_BODY __m256d abstanh_tanh_reduced_pd(__m256d r, __m256d scale,
                                                               __m256d poly)
 {
-    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, poly), r);
-    em = _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
+    __m256d em = abstanh_em_pd(r, scale, poly);
     return _mm256_div_pd(_mm256_sub_pd(_mm256_setzero_pd(), em),
                          _mm256_add_pd(_mm256_set1_pd(2.0), em));
-}
-
-/* The inverse's residual needs tanh in one go; there the loop waits on
- * latencies, so the polynomial runs by Estrin's scheme. */
-static inline INVDL_AVX2_BODY __m256d abstanh_tanh_pd(__m256d a)
-{
-    __m256d r, scale;
-    abstanh_reduce_pd(a, &r, &scale);
-    return abstanh_tanh_reduced_pd(r, scale, invdl_estrin_pd(EXPM1_P, 9, r));
 }
 
 /* Lane permutes pick piece i's coefficients from an 8-entry table each. */
@@ -283,7 +284,8 @@ static inline INVDL_AVX2_BODY __m256 abstanh_pieces(const float (*table)[8], __m
     return h;
 }
 
-/* Phase 1: the starting point and 1/f' in float, from piece i of t = sqrt(a). */
+/* Phase 1: the starting point and g = 1/(f' D) in float, from piece i of
+ * t = sqrt(a); st->inv_fp holds g. */
 static inline INVDL_AVX2_BODY void abstanh_inverse_start(__m256 y, invdl_start8 *st, int *fix,
                                                          int *outside)
 {
@@ -306,23 +308,30 @@ static inline INVDL_AVX2_BODY void abstanh_inverse_start(__m256 y, invdl_start8 
     __m256 d = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(piece),
                                 _mm256_set1_ps((float)(ABSTANH_H_TOP / 8.0)), t);
     __m256 x0 = _mm256_mul_ps(t, abstanh_pieces(ABSTANH_H_F, piece, d));
-    __m256 inv_fp = _mm256_mul_ps(_mm256_mul_ps(inv_t, _mm256_set1_ps(0.5f)),
-                                  abstanh_pieces(ABSTANH_DX_F, piece, d));
+    __m256 g = _mm256_mul_ps(_mm256_mul_ps(inv_t, _mm256_set1_ps(0.5f)),
+                             abstanh_pieces(ABSTANH_G_F, piece, d));
     st->a = a;
     st->x0 = x0;
-    st->inv_fp = inv_fp;
+    st->inv_fp = g;
     st->keep = ident;
-    st->m = invdl_ulps_epi32(_mm256_fmadd_ps(_mm256_mul_ps(x0, inv_fp),
+    st->m = invdl_ulps_epi32(_mm256_fmadd_ps(_mm256_mul_ps(x0, g),
                                              _mm256_set1_ps(ABSTANH_M_X0),
                                              _mm256_set1_ps(ABSTANH_M0)));
     *fix |= tiny & ~_mm256_movemask_ps(ident);
 }
 
-static inline INVDL_AVX2_BODY __m128 abstanh_inverse_half(__m256d a, __m256d x0, __m256d inv_fp,
+/* The residual times D(x0) = 2 + em, the denominator of tanh x0 = -em/D:
+ * N = -x0 em - a D, free of the division; g carries the 1/D.  Here the loop
+ * waits on latencies, so the polynomial runs by Estrin's scheme. */
+static inline INVDL_AVX2_BODY __m128 abstanh_inverse_half(__m256d a, __m256d x0, __m256d g,
                                                          __m128i m, int shift, int *undecided)
 {
-    __m256d f0_minus_a = _mm256_fmsub_pd(x0, abstanh_tanh_pd(x0), a);
-    return invdl_newton_half(f0_minus_a, x0, inv_fp, m, shift, undecided);
+    __m256d r, scale;
+    abstanh_reduce_pd(x0, &r, &scale);
+    __m256d em = abstanh_em_pd(r, scale, invdl_estrin_pd(EXPM1_P, 9, r));
+    __m256d den = _mm256_add_pd(_mm256_set1_pd(2.0), em);
+    __m256d n = _mm256_fnmsub_pd(x0, em, _mm256_mul_pd(a, den));
+    return invdl_newton_half(n, x0, g, m, shift, undecided);
 }
 
 /* Phase 2: one Newton step in double and the rounding decision. */
