@@ -206,8 +206,8 @@ static const float ABSTANH_H_F[7][8] = {
 };
 
 /* 1/(f'(x) D(x)) with D(x) = 1 + e^(-2x), times 2t, for x*tanh(x) = t^2,
- * float, transposed: [coefficient][piece]; log2 rel err -22.9 (to t = 3.003,
- * where the last piece ends).  D is the denominator of tanh x = -em/D,
+ * float, transposed: [coefficient][piece]; log2 rel err -22.9 with the
+ * coefficients exact, -22.5 evaluated in float as below.  D is the denominator of tanh x = -em/D,
  * em = expm1(-2x): with it folded in here, the Newton step needs no division
  * (see abstanh_inverse_half()). */
 static const float ABSTANH_G_F[7][8] = {
@@ -230,12 +230,14 @@ static const float ABSTANH_G_F[7][8] = {
 /* The SIMD inverse's error bound, a priori, relative to x0 (proof sketch):
  * the starting point is within K = 2^-20 (relative) of the root x (the
  * pieces' 2^-23.1, an approximate square root at 2^-22, float roundings),
- * and g = 1/(f' D) at the root within 2^-20 (the pieces' 2^-22.9, the square
- * root).  The step is N g with N = D(x0) (f(x0) - a) computed as
+ * and g = 1/(f' D) at the root within 2^-20 (the pieces' 2^-22.5 as
+ * evaluated; the approximate 1/sqrt, which gives both t and the factor 1/t,
+ * enters amplified up to 2.55 times: 2^-20.8 measured at worst over the
+ * floats used).  The step is N g with N = D(x0) (f(x0) - a) computed as
  * -x0 em - a D(x0), so its factor D(x0) g stands for 1/f'(x) within
  * 2^-20 + 0.28 K (|x D'/D| = 2x/(e^(2x) + 1) <= 0.28).  After the step,
  *   |x1 - x| <= x0 (2^-51 + 1.28 2^-20 K)    roundings, the factor's error
- *             + 2^-44 a/f'                    N's error (tanh's 2^-46 or so)
+ *             + 2^-44 a/f'                    N's error (em's, 2^-47 of a D)
  *             + 2 (K x0)^2 / f'               Newton's quadratic term (|f''| <= 2)
  * and a/(x0 f') = tanh(x)/f' <= 1, x0/f' <= 2 x0 g (D <= 2).  In ulps of
  * double (2^-53 x0 at least): m = 1.5 2^13 + 2^9 + 2^15 x0 g.  The exhaustive

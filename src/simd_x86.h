@@ -148,12 +148,14 @@ INVDL_AVX2 static inline __m256i invdl_ulps_epi32(__m256 m)
     return _mm256_cvttps_epi32(_mm256_blendv_ps(_mm256_set1_ps(0x1p29f), m, fits));
 }
 
-/* Phase 2 of the inverses, shared: one Newton step from x0 with the residual
- * f(x0) - a in double and 1/f' from phase 1, rounded with phase 1's bound. */
-INVDL_AVX2 static inline __m128 invdl_newton_half(__m256d f0_minus_a, __m256d x0, __m256d inv_fp,
-                                                  __m128i m, int shift, int *undecided)
+/* Phase 2 of the inverses, shared: one Newton step from x0, x1 = x0 - n k,
+ * with n the residual f(x0) - a in double and k ~ 1/f' from phase 1 (or, as
+ * abs-tanh does, both scaled: n times a factor D, k divided by it), rounded
+ * with phase 1's bound. */
+INVDL_AVX2 static inline __m128 invdl_newton_half(__m256d n, __m256d x0, __m256d k, __m128i m,
+                                                  int shift, int *undecided)
 {
-    __m256d x1 = _mm256_fnmadd_pd(f0_minus_a, inv_fp, x0);
+    __m256d x1 = _mm256_fnmadd_pd(n, k, x0);
     return invdl_round_m_pd(x1, m, shift, undecided);
 }
 
@@ -273,7 +275,7 @@ INVDL_AVX2 static inline void invdl_block_out(float *out, float *dst, const floa
 typedef struct invdl_start8 {
     __m256 a;      /* |input|, sanitized for the arithmetic */
     __m256 x0;     /* starting point */
-    __m256 inv_fp; /* 1/f' near the root */
+    __m256 inv_fp; /* 1/f' near the root (abs-tanh: 1/(f' D), see there) */
     __m256 keep;   /* lanes whose result is the input itself */
     __m256i m;     /* bound on the refined result's error, ulps of double */
 } invdl_start8;

@@ -229,8 +229,8 @@ emit_float("SSIN_G_F", cs, "s*sqrt(a)/f'(x) in s on [0, 1], float, degree 6: log
 # pieces: g = 1/(f' D) = that/(2t) is the factor of the abs-tanh inverse's
 # Newton step, whose residual is computed times D (the denominator of
 # tanh x = -expm1(-2x)/D), so the step needs no division.  The error is
-# relative, over each piece and, for the last, on to t = 3.003 (|y| = 9.02),
-# where the identity threshold ends the pieces' use.
+# relative, over the pieces (they end at 2.96, past t = 2.9507 where the
+# inverse's identity threshold takes over).
 mp.mp.prec = 80
 
 
@@ -247,9 +247,8 @@ wall = -999
 for i in range(8):
     lo = TOP * i / 8
     hi = TOP * (i + 1) / 8
-    end = hi if i < 7 else mp.sqrt(mp.mpf("9.02"))
     cs = [to_float(c) for c in fit(lambda d: g2t(lo + d), 0, hi - lo, 6)]
-    w = worst(lambda d: g2t(lo + d), lambda d: horner(cs, d), mp.mpf(0), end - lo, True, 200)
+    w = worst(lambda d: g2t(lo + d), lambda d: horner(cs, d), mp.mpf(0), hi - lo, True, 200)
     wall = max(wall, w)
     for j in range(7):
         rows[j][i] = cs[j]
