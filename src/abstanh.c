@@ -207,9 +207,9 @@ static const float ABSTANH_H_F[7][8] = {
 
 /* 1/(f'(x) D(x)) with D(x) = 1 + e^(-2x), times 2t, for x*tanh(x) = t^2,
  * float, transposed: [coefficient][piece]; log2 rel err -22.9 with the
- * coefficients exact, -22.5 evaluated in float as below.  D is the denominator of tanh x = -em/D,
- * em = expm1(-2x): with it folded in here, the Newton step needs no division
- * (see abstanh_inverse_half()). */
+ * coefficients exact, -22.5 evaluated in float as below.  D is the
+ * denominator of tanh x = -em/D, em = expm1(-2x): with it folded in here,
+ * the Newton step needs no division (see abstanh_inverse_half()). */
 static const float ABSTANH_G_F[7][8] = {
     {0x1p-1f, 0x1.756e78p-1f, 0x1.1b256p+0f, 0x1.c268bp+0f, 0x1.5bea3p+1f, 0x1.d35e3cp+1f,
      0x1.1be1c8p+2f, 0x1.4b81dap+2f},
