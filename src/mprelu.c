@@ -150,9 +150,8 @@ INVDL_AVX2 static inline __m256 mprelu_slope8(const float *alpha, __m256 alpha_m
 /* Narrow rows (cols <= 64) run as one flat array against a pattern of whole
  * rows of slopes: 8 * ceil(32 / cols) rows, at least 256 floats, at most
  * 512 (for cols <= 32, cols * ceil(32 / cols) < 32 + cols <= 64; above,
- * 8 * cols),
- * and a multiple of 8, so every vector lines up with its columns and the
- * loop runs long stretches without per-row overhead.  The pattern is built
+ * 8 * cols), and a multiple of 8, so every vector lines up with its columns
+ * and the loop runs long stretches without per-row overhead.  The pattern is built
  * for at most as many rows as the array has, doubling by copies; an array
  * with fewer rows runs in one stretch, whatever its length. */
 #define MPRELU_PATTERN_COLS 64
