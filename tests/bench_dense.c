@@ -61,10 +61,10 @@
 #include <unistd.h>
 
 #include "bench_dense_config.h"
-#include "dense_kernels.h"
+#include "kernels/dense_kernels.h"
 #include "dense_plain.h"
 #include "invdl.h"
-#include "layer.h"
+#include "layers/layer.h"
 #include "reference.h"
 
 #ifdef BENCH_HAVE_CBLAS

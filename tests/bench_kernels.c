@@ -58,7 +58,7 @@
 #include "bench_baselines.h"
 #include "bench_config.h"
 #include "invdl.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #define SMALL_N ((size_t)4096)
 #define LARGE_N ((size_t)1 << 24)

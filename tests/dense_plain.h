@@ -1,14 +1,14 @@
 /*
  * dense_plain.h - the dense layer's arithmetic as plain loops in double,
  * one sample at a time: what the layer computed before its batched kernels
- * (src/dense_kernels.c), and what those must reproduce bit for bit.
+ * (src/kernels/dense_kernels.c), and what those must reproduce bit for bit.
  * test_dense.c holds the kernels to it; bench_dense.c measures it as the
  * baseline.  Built with -ffp-contract=off: each a*b + c rounds twice.
  */
 #ifndef INVDL_DENSE_PLAIN_H
 #define INVDL_DENSE_PLAIN_H
 
-#include "dense_kernels.h"
+#include "kernels/dense_kernels.h"
 
 /* Unblocked LU with partial pivoting, log|det|, |W|_inf and |W^-1|_inf
  * (one solve per column of W^-1, every sum in index order) of the n x n

@@ -53,7 +53,7 @@
 #include <unistd.h>
 
 #include "invdl.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #include "exhaustive_float.h"
 #include "exhaustive_ref.h"

@@ -1,5 +1,5 @@
 /*
- * test_dense.c - the dense layer's batched kernels (src/dense_kernels.c).
+ * test_dense.c - the dense layer's batched kernels (src/kernels/dense_kernels.c).
  *
  * The kernels promise the results of the plain loops bit for bit: every
  * sum starts where the loops start and adds its products one by one in the
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dense_kernels.h"
+#include "kernels/dense_kernels.h"
 #include "dense_plain.h"
 #include "invdl.h"
 #include "reference.h"

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "reference.h"
 
 typedef invdl_status (*kernel_fn)(size_t n, const float *in, float *out);

@@ -26,7 +26,7 @@
  */
 #include "fuzz.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 

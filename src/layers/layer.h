@@ -111,6 +111,9 @@ const invdl_layer_ops *invdl_layer_ops_for_kind(uint32_t kind);
 invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const float *settings,
                                 float *values, invdl_status *status);
 
+/* Frees a layer a model owns (the model's free calls it). */
+void invdl_layer_release(invdl_layer *layer);
+
 /* The layer with the other direction over the same block. */
 invdl_layer *invdl_layer_share(const invdl_layer *layer, int inverse);
 
@@ -165,29 +168,4 @@ invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, cons
 double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                               const float *out);
 
-
 #endif /* INVDL_LAYER_H */
-
-/* ---- models (model.c) ---------------------------------------------------- */
-
-struct invdl_model {
-    size_t width;
-    size_t depth;
-    size_t capacity;
-    invdl_layer **layers; /* owned, depth used of capacity */
-};
-
-/* Frees a layer a model owns. */
-void invdl_layer_release(invdl_layer *layer);
-
-/* The distinct parameter blocks of a model in order of first use, in a new
- * array the caller frees with invdl_free (NULL with *nblocks == 0 for an
- * empty model).  INVDL_ENOMEM or INVDL_OK. */
-invdl_status invdl_model_blocks(const invdl_model *model, invdl_params ***blocks,
-                                size_t *nblocks);
-
-/* Applies the model to out in place (out holds batch*width floats), in
- * its own direction (backwards == 0) or as its inverse.  scratch comes
- * from invdl_scratch_new(width).  INVDL_OK or INVDL_EDOMAIN (every output written). */
-invdl_status invdl_model_run(const invdl_model *model, int backwards, size_t batch, float *out,
-                             double *scratch);

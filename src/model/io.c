@@ -36,7 +36,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "layer.h"
+#include "model.h"
 
 #include <errno.h>
 #include <fcntl.h>

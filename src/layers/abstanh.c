@@ -1,5 +1,5 @@
 /*
- * layer_abstanh.c - the abs-tanh layer, y = |x|*tanh(x), over its kernels.
+ * abstanh.c - the abs-tanh layer, y = |x|*tanh(x), over its kernels.
  */
 #include "layer.h"
 

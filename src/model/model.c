@@ -2,7 +2,7 @@
  * model.c - sequential models of one width, their inverses, prediction,
  * log-determinants, parameters and the round-trip check.
  */
-#include "layer.h"
+#include "model.h"
 
 #include <math.h>
 #include <string.h>

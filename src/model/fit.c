@@ -18,7 +18,7 @@
  * and a batch whose rebuilding still fails (NaN, domain) is redone with
  * stored activations.
  */
-#include "layer.h"
+#include "model.h"
 #include "rng.h"
 
 #include <float.h>

@@ -1,5 +1,5 @@
 /*
- * layer_mprelu.c - the monotonic PReLU layer: one alpha per feature, slope
+ * mprelu.c - the monotonic PReLU layer: one alpha per feature, slope
  * a = max(|alpha|, alpha_min) for negative inputs.
  *
  * The slope is the same function of alpha in forward, inverse and

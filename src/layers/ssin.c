@@ -1,5 +1,5 @@
 /*
- * layer_ssin.c - the signed sin layer, y = x*sin|x|, over its kernels.
+ * ssin.c - the signed sin layer, y = x*sin|x|, over its kernels.
  */
 #include "layer.h"
 

@@ -19,7 +19,7 @@
  * AVX2 where the CPU has it) and gives exactly the results of the plain
  * per-sample loops in double.
  */
-#include "dense_kernels.h"
+#include "kernels/dense_kernels.h"
 #include "layer.h"
 #include "rng.h"
 
