@@ -19,10 +19,15 @@ static const invdl_elementwise abstanh = {
 };
 
 const invdl_layer_ops invdl_abstanh_ops = {
-    "abstanh", INVDL_LAYER_ABSTANH, 0,
-    invdl_elementwise_count, invdl_elementwise_valid, NULL, NULL, NULL,
-    invdl_elementwise_apply, invdl_elementwise_backward, invdl_elementwise_log_det,
-    invdl_elementwise_gain, &abstanh,
+    .name = "abstanh",
+    .kind = INVDL_LAYER_ABSTANH,
+    .count = invdl_elementwise_count,
+    .valid = invdl_elementwise_valid,
+    .apply = invdl_elementwise_apply,
+    .backward = invdl_elementwise_backward,
+    .log_det = invdl_elementwise_log_det,
+    .gain = invdl_elementwise_gain,
+    .data = &abstanh,
 };
 
 invdl_layer *invdl_layer_abstanh(size_t width)

@@ -106,9 +106,17 @@ static double dense_gain(const invdl_params *p, int inverse, size_t batch, const
 }
 
 const invdl_layer_ops invdl_dense_ops = {
-    "dense", INVDL_LAYER_DENSE, 0,
-    dense_count, dense_valid, dense_cache_new, dense_cache_free, dense_prepare,
-    dense_apply, dense_backward, dense_log_det, dense_gain, NULL,
+    .name = "dense",
+    .kind = INVDL_LAYER_DENSE,
+    .count = dense_count,
+    .valid = dense_valid,
+    .cache_new = dense_cache_new,
+    .cache_free = dense_cache_free,
+    .prepare = dense_prepare,
+    .apply = dense_apply,
+    .backward = dense_backward,
+    .log_det = dense_log_det,
+    .gain = dense_gain,
 };
 
 /* rows k.. of the n-column matrix m -= 2 v (v^T m), columns from j0 on:

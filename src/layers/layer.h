@@ -74,6 +74,16 @@ typedef struct invdl_layer_ops {
                      double *scratch);
     /* acc[s] += log|det f'(x_s)| for the forward map at x. */
     invdl_status (*log_det)(const invdl_params *p, size_t batch, const float *x, double *acc);
+    /* The gradient of the forward map's log|det f'(x_s)| (as log_det
+     * computes it) times `scale`, at the forward inputs x: dx[s][j] +=
+     * scale * d/dx_sj (each sum formed in double and rounded to float once;
+     * dx may be NULL) and dparams += scale * d/dvalues (dparams may be
+     * NULL).  Returns 1 if the log-det depends on x (dx was written), 0 if
+     * it does not (dense maps, PReLU away from its hinges: dx untouched).
+     * The machinery derives an inverse layer's gradient from this one and
+     * the kind's backward (layer.c), so every kind supplies only this. */
+    int (*log_det_grad)(const invdl_params *p, size_t batch, const float *x, double scale,
+                        float *dx, double *dparams, double *scratch);
     /* For memory-saving backprop: a bound on how much rebuilding this
      * direction's input from its output amplifies a relative error in the
      * output, max over samples of |J_rebuild|_inf * |out_s|_inf / |in_s|_inf.

@@ -121,9 +121,15 @@ static double mprelu_gain(const invdl_params *p, int inverse, size_t batch, cons
 }
 
 const invdl_layer_ops invdl_mprelu_ops = {
-    "mprelu", INVDL_LAYER_MPRELU, 1,
-    mprelu_count, mprelu_valid, NULL, NULL, NULL,
-    mprelu_apply, mprelu_backward, mprelu_log_det, mprelu_gain, NULL,
+    .name = "mprelu",
+    .kind = INVDL_LAYER_MPRELU,
+    .nsettings = 1,
+    .count = mprelu_count,
+    .valid = mprelu_valid,
+    .apply = mprelu_apply,
+    .backward = mprelu_backward,
+    .log_det = mprelu_log_det,
+    .gain = mprelu_gain,
 };
 
 invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min)

@@ -17,10 +17,15 @@ static const invdl_elementwise ssin = {
 };
 
 const invdl_layer_ops invdl_ssin_ops = {
-    "ssin", INVDL_LAYER_SSIN, 0,
-    invdl_elementwise_count, invdl_elementwise_valid, NULL, NULL, NULL,
-    invdl_elementwise_apply, invdl_elementwise_backward, invdl_elementwise_log_det,
-    invdl_elementwise_gain, &ssin,
+    .name = "ssin",
+    .kind = INVDL_LAYER_SSIN,
+    .count = invdl_elementwise_count,
+    .valid = invdl_elementwise_valid,
+    .apply = invdl_elementwise_apply,
+    .backward = invdl_elementwise_backward,
+    .log_det = invdl_elementwise_log_det,
+    .gain = invdl_elementwise_gain,
+    .data = &ssin,
 };
 
 invdl_layer *invdl_layer_ssin(size_t width)
