@@ -1,9 +1,12 @@
 #!/bin/sh
-# Uses invdl the two ways a C project does, outside the source tree:
+# Uses invdl the three ways a C project does, outside the source tree:
 #   1. installed: `meson install --destdir` into a staging directory, then
 #      prog.c compiled with `pkg-config --cflags --libs invdl` (and
 #      --static) and run;
-#   2. as a meson subproject: this directory's meson.build, with invdl's
+#   2. installed, from CMake: this directory's CMakeLists.txt finds the
+#      package (find_package(invdl), invdl::invdl), builds prog.c and runs
+#      it (skipped, saying so, where cmake is missing);
+#   3. as a meson subproject: this directory's meson.build, with invdl's
 #      tree linked in as subprojects/invdl, set up, built and tested.
 # Usage: tests/consumer/check.sh BUILD_DIR   (an invdl build directory)
 set -eu
@@ -16,7 +19,7 @@ trap 'rm -rf "$scratch"' EXIT
 
 echo "== meson install into a staging directory"
 meson install -C "$build" --destdir "$scratch/stage" --quiet
-for f in libinvdl.a invdl.h invdl.pc; do
+for f in libinvdl.a invdl.h invdl.pc invdlConfig.cmake invdlConfigVersion.cmake; do
     found=$(find "$scratch/stage" -name "$f")
     [ -n "$found" ] || { echo "meson install did not install $f" >&2; exit 1; }
     echo "installed: ${found#"$scratch/stage"}"
@@ -35,6 +38,31 @@ for static in "" --static; do
 done
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 
+echo "== a CMake project: find_package(invdl), invdl::invdl"
+if command -v cmake >/dev/null 2>&1; then
+    prefix=$(dirname "$(dirname "$(find "$scratch/stage" -name invdl.h)")")
+    cmake -S "$here" -B "$scratch/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="-Wall -Wextra -pedantic -Werror" \
+        >"$scratch/cmake.log" 2>&1 || { cat "$scratch/cmake.log"; exit 1; }
+    cmake --build "$scratch/cmake-build" >>"$scratch/cmake.log" 2>&1 ||
+        { cat "$scratch/cmake.log"; exit 1; }
+    "$scratch/cmake-build/prog"
+    # A request for another minor version must be refused.
+    if cmake -S "$here" -B "$scratch/cmake-wrong" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DINVDL_CONSUMER_VERSION=0.2 >"$scratch/cmake-wrong.log" 2>&1; then
+        echo "find_package(invdl 0.2) accepted version 0.1" >&2
+        exit 1
+    fi
+    grep -q 'invdlConfig.cmake, version: 0.1.0' "$scratch/cmake-wrong.log" || {
+        cat "$scratch/cmake-wrong.log"
+        echo "find_package(invdl 0.2) failed for another reason than the version" >&2
+        exit 1
+    }
+    echo "find_package(invdl 0.2) refused version 0.1.0, as it should be"
+else
+    echo "cmake not found: the CMake consumer SKIPPED"
+fi
+
 echo "== a meson project with invdl as a subproject"
 mkdir -p "$scratch/project/subprojects"
 cp "$here/meson.build" "$here/prog.c" "$scratch/project/"
@@ -44,4 +72,4 @@ meson setup "$scratch/project/build" "$scratch/project" >"$scratch/setup.log" ||
 grep -i "invdl" "$scratch/setup.log" | grep -i "dependency\|subproject" || true
 meson compile -C "$scratch/project/build"
 meson test -C "$scratch/project/build" --print-errorlogs
-echo "consumers: OK"
+echo "consumers: OK (pkg-config, CMake, meson subproject)"
