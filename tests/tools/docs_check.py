@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""docs_check.py - keeps README.md and docs/ true to the tree.
+
+  docs_check.py links REPO
+      Every relative link in README.md and docs/*.md ([text](path) and
+      [text](path#anchor)) must name a file or directory that exists, and
+      an anchor must name a heading of the target page.  Run by the unit
+      suite (test 'docs').
+
+  docs_check.py run REPO WORKDIR
+      Runs, in order and from WORKDIR (a copy of the tree), every shell
+      block of README.md and docs/*.md whose fence is tagged runnable:
+
+          ```sh runnable
+          meson setup build && meson compile -C build demo
+          ```
+
+      Each block runs under `sh -e`; a block that fails stops the check.
+      Pages run in the order README.md, then docs/ by name, so that a
+      page can rely on the build the quick start made.  Run by CI.
+"""
+import os
+import re
+import subprocess
+import sys
+
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```(.*)$")
+
+
+def pages(repo):
+    found = [os.path.join(repo, "README.md")]
+    docs = os.path.join(repo, "docs")
+    if os.path.isdir(docs):
+        for name in sorted(os.listdir(docs)):
+            if name.endswith(".md"):
+                found.append(os.path.join(docs, name))
+    return found
+
+
+def prose_lines(path):
+    """The page's lines outside fenced code blocks, with their numbers."""
+    inside = False
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if FENCE.match(line.strip()):
+                inside = not inside
+                continue
+            if not inside:
+                yield number, line
+
+
+def anchors(path):
+    """GitHub's anchors for the page's headings."""
+    names = set()
+    for _, line in prose_lines(path):
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not m:
+            continue
+        text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", m.group(1)).lower()
+        slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+        base, k = slug, 1
+        while slug in names:
+            slug = "%s-%d" % (base, k)
+            k += 1
+        names.add(slug)
+    return names
+
+
+def check_links(repo):
+    bad = []
+    count = 0
+    for page in pages(repo):
+        for number, line in prose_lines(page):
+            for target in LINK.findall(line):
+                if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                    continue  # http:, https:, mailto:: not checked here
+                count += 1
+                path, _, anchor = target.partition("#")
+                where = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+                rel = os.path.relpath(page, repo)
+                if not os.path.exists(where):
+                    bad.append("%s:%d: %s: no such file" % (rel, number, target))
+                elif anchor and where.endswith(".md") and anchor not in anchors(where):
+                    bad.append("%s:%d: %s: no such heading" % (rel, number, target))
+    for line in bad:
+        print(line)
+    print("%d relative links checked in %d pages, %d broken" % (count, len(pages(repo)), len(bad)))
+    return 1 if bad else 0
+
+
+def runnable_blocks(page):
+    block, tagged = None, False
+    with open(page, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            m = FENCE.match(line.rstrip("\n"))
+            if m and block is None:
+                words = m.group(1).split()
+                block, tagged, start = [], words[:1] == ["sh"] and "runnable" in words, number
+            elif m:
+                if tagged:
+                    yield start, "".join(block)
+                block = None
+            elif block is not None:
+                block.append(line)
+
+
+def run_blocks(repo, workdir):
+    total = 0
+    for page in pages(repo):
+        rel = os.path.relpath(page, repo)
+        for start, text in runnable_blocks(page):
+            total += 1
+            print("==== %s:%d" % (rel, start))
+            print(text, end="", flush=True)
+            done = subprocess.run(["sh", "-e", "-c", text], cwd=workdir)
+            if done.returncode != 0:
+                print("%s:%d: the block failed (exit %d)" % (rel, start, done.returncode))
+                return 1
+    print("%d runnable blocks ran" % total)
+    return 0 if total > 0 else 1
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "links":
+        return check_links(argv[2])
+    if len(argv) == 4 and argv[1] == "run":
+        return run_blocks(argv[2], argv[3])
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
