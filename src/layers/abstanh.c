@@ -21,7 +21,8 @@ static double abstanh_dlog_prime(double x)
 {
     double a = fabs(x);
     double sech = 1.0 / cosh(a), s2 = sech * sech;
-    return copysign(2.0 * s2 * (1.0 - a * tanh(a)) / (tanh(a) + a * s2), x);
+    double r = 2.0 * s2 * (1.0 - a * tanh(a)) / (tanh(a) + a * s2);
+    return signbit(x) ? -r : r;
 }
 
 static const invdl_elementwise abstanh = {

@@ -18,7 +18,8 @@ static double ssin_prime(double x)
 static double ssin_dlog_prime(double x)
 {
     double a = fabs(x);
-    return copysign((2.0 * cos(a) - a * sin(a)) / (sin(a) + a * cos(a)), x);
+    double r = (2.0 * cos(a) - a * sin(a)) / (sin(a) + a * cos(a));
+    return signbit(x) ? -r : r;
 }
 
 static const invdl_elementwise ssin = {
