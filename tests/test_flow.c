@@ -64,7 +64,7 @@ static void test_log_prob_of_the_base(void **state)
     float lp[3];
     assert_int_equal(invdl_model_log_prob(m, 3, x, lp), INVDL_OK);
     for (int s = 0; s < 3; s++) {
-        long double a = x[2 * s], b = x[2 * s + 1];
+        long double a = (long double)x[2 * s], b = (long double)x[2 * s + 1];
         long double want = -0.5L * (a * a + b * b) - logl(2.0L * 3.14159265358979323846264L);
         /* One rounding of the double result to float: half an ulp. */
         assert_true(ulp_error(lp[s], want) <= 0.5 + REF_SLACK_ULPS + 1e-6);
