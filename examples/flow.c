@@ -68,7 +68,7 @@ static double ring_nll(size_t n, const float *x)
     enum { ANGLES = 1024 };
     double sum = 0.0, v = NOISE * NOISE;
     for (size_t i = 0; i < n; i++) {
-        double e[ANGLES], top = -INFINITY, acc = 0.0;
+        double e[ANGLES], top = -(double)INFINITY, acc = 0.0;
         for (int k = 0; k < ANGLES; k++) {
             double t = 6.283185307179586 * k / ANGLES;
             double a = (double)x[2 * i] - RADIUS * cos(t);
@@ -135,7 +135,7 @@ typedef struct progress {
 static double held_out_nll(invdl_model *m, const float *held, float *log_prob)
 {
     if (invdl_model_log_prob(m, HELD, held, log_prob) != INVDL_OK)
-        return INFINITY;
+        return (double)INFINITY;
     double sum = 0.0;
     for (size_t i = 0; i < HELD; i++)
         sum -= (double)log_prob[i];

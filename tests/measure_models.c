@@ -236,7 +236,7 @@ static double held_out_nll(invdl_model *m, size_t n, const float *x)
     double sum = 0.0;
     if (lp == NULL || invdl_model_log_prob(m, n, x, lp) != INVDL_OK) {
         free(lp);
-        return NAN;
+        return (double)NAN;
     }
     for (size_t i = 0; i < n; i++)
         sum -= (double)lp[i];
@@ -353,7 +353,7 @@ static void maximum_likelihood(void)
             invdl_model *m = flow(seed, 10 * seed, flows[f].blocks, flows[f].kind);
             if (m == NULL)
                 return;
-            nll_run(m, x, x + 2 * FLOW_N, 128, flows[f].clip, 200, NAN);
+            nll_run(m, x, x + 2 * FLOW_N, 128, flows[f].clip, 200, (double)NAN);
             invdl_model_free(m);
         }
         printf("\n");
