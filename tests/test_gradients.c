@@ -555,6 +555,26 @@ static void test_chain_with_shared_block(void **state)
     invdl_model_free(m);
 }
 
+/* log|det J| of the reference model at x[W], its Jacobian taken by
+ * central differences (h = 1e-6: truncation ~1e-12 relative, rounding
+ * ~1e-10). */
+static double ref_log_det_fd(const ref_model *r, const float *x)
+{
+    double jac[W * W], h = 1e-6;
+    for (size_t j = 0; j < W; j++) {
+        double up[W], down[W];
+        for (size_t i = 0; i < W; i++)
+            up[i] = down[i] = (double)x[i];
+        up[j] += h;
+        down[j] -= h;
+        ref_model_apply(r, up);
+        ref_model_apply(r, down);
+        for (size_t i = 0; i < W; i++)
+            jac[i * W + j] = (up[i] - down[i]) / (2 * h);
+    }
+    return ref_solve(W, jac, NULL, NULL);
+}
+
 /* log|det J| of a model against the Jacobian of the reference by central
  * differences, and the inverse model's against its negative. */
 static void test_log_det(void **state)
@@ -575,20 +595,7 @@ static void test_log_det(void **state)
     invdl_model *inv = invdl_model_inverse(m);
     assert_int_equal(invdl_model_log_det(inv, BATCH, y, ld_inv), INVDL_OK);
     for (size_t s = 0; s < BATCH; s++) {
-        double jac[W * W], v0[W];
-        for (size_t j = 0; j < W; j++) {
-            double up[W], down[W], h = 1e-6;
-            for (size_t i = 0; i < W; i++)
-                up[i] = down[i] = v0[i] = (double)x[s * W + i];
-            up[j] += h;
-            down[j] -= h;
-            ref_model_apply(&r, up);
-            ref_model_apply(&r, down);
-            for (size_t i = 0; i < W; i++)
-                jac[i * W + j] = (up[i] - down[i]) / (2 * h);
-        }
-        (void)v0;
-        double want = ref_solve(W, jac, NULL, NULL);
+        double want = ref_log_det_fd(&r, x + s * W);
         /* A sum of about 20 logs, each of a float-rounded input's slope:
          * 1e-4 absolute is about 1e-5 relative to the terms' magnitude. */
         assert_true(fabs((double)ld[s] - want) <= 1e-4);
@@ -663,8 +670,7 @@ static void fill_every_kind_inputs(const ref_model *r, float *x, uint64_t seed)
 
 /* log p(x) = -0.5 |z|^2 - (n/2) log(2 pi) + log|det J(x)|, here with z
  * from the reference model and log|det J| from its Jacobian by central
- * differences (h = 1e-6: truncation ~1e-12 relative, rounding ~1e-10), of
- * a model holding every kind in both directions. */
+ * differences, of a model holding every kind in both directions. */
 static void test_log_prob(void **state)
 {
     (void)state;
@@ -674,26 +680,14 @@ static void test_log_prob(void **state)
     fill_every_kind_inputs(&r, x, 51);
     assert_int_equal(invdl_model_log_prob(m, BATCH, x, lp), INVDL_OK);
     for (size_t s = 0; s < BATCH; s++) {
-        double jac[W * W], z[W], h = 1e-6;
-        for (size_t j = 0; j < W; j++) {
-            double up[W], down[W];
-            for (size_t i = 0; i < W; i++)
-                up[i] = down[i] = (double)x[s * W + i];
-            up[j] += h;
-            down[j] -= h;
-            ref_model_apply(&r, up);
-            ref_model_apply(&r, down);
-            for (size_t i = 0; i < W; i++)
-                jac[i * W + j] = (up[i] - down[i]) / (2 * h);
-        }
-        double sq = 0.0;
+        double z[W], sq = 0.0;
         for (size_t i = 0; i < W; i++)
             z[i] = (double)x[s * W + i];
         ref_model_apply(&r, z);
         for (size_t i = 0; i < W; i++)
             sq += z[i] * z[i];
         double want = -0.5 * sq - 0.5 * W * log(2.0 * 3.14159265358979323846) +
-                      ref_solve(W, jac, NULL, NULL);
+                      ref_log_det_fd(&r, x + s * W);
         /* log p (here -5.1 to -6.3) is rounded to float once: 2.4e-7 at
          * most.
          * The library runs the layers in float: each activation carries a

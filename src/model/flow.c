@@ -62,25 +62,37 @@ static void work_free(flow_work *f)
     invdl_free(f->draws);
 }
 
-/* Arrays for chunks of `cap` samples of `width`; INVDL_ENOMEM after
- * freeing what was taken. */
-static invdl_status work_new(flow_work *f, size_t width, size_t cap, int sampling)
+/* Validates a call on n samples, n*width floats at `in`, and the output
+ * `out`; then arrays for chunks of up to CHUNK samples into f, their size
+ * into *cap (0 when n is 0: nothing to do, nothing allocated).
+ * INVDL_EINVAL, or INVDL_ENOMEM after freeing what was taken. */
+static invdl_status begin_chunks(const invdl_model *model, size_t n, const void *in,
+                                 const void *out, int sampling, flow_work *f, size_t *cap)
 {
+    size_t total;
     memset(f, 0, sizeof *f);
-    f->a = invdl_alloc_array(cap * width, sizeof *f->a);
-    f->b = invdl_alloc_array(cap * width, sizeof *f->b);
+    *cap = 0;
+    if (model == NULL || !invdl_mul_size(n, model->width, &total) ||
+        invdl_bad_arrays(total, in, out))
+        return INVDL_EINVAL;
+    if (n == 0)
+        return INVDL_OK;
+    size_t width = model->width;
+    *cap = n < CHUNK ? n : CHUNK;
+    f->a = invdl_alloc_array(*cap * width, sizeof *f->a);
+    f->b = invdl_alloc_array(*cap * width, sizeof *f->b);
     f->row = invdl_alloc_array(width, sizeof *f->row);
-    f->bad = invdl_alloc_array(cap, sizeof *f->bad);
+    f->bad = invdl_alloc_array(*cap, sizeof *f->bad);
     f->scratch = invdl_scratch_new(width);
     int ok = f->a != NULL && f->b != NULL && f->row != NULL && f->bad != NULL &&
              f->scratch != NULL;
     if (ok && !sampling) {
-        f->acc = invdl_alloc_array(cap, sizeof *f->acc);
+        f->acc = invdl_alloc_array(*cap, sizeof *f->acc);
         ok = f->acc != NULL;
     }
     if (ok && sampling) {
-        f->index = invdl_alloc_array(cap, sizeof *f->index);
-        f->draws = invdl_alloc_array(cap, sizeof *f->draws);
+        f->index = invdl_alloc_array(*cap, sizeof *f->index);
+        f->draws = invdl_alloc_array(*cap, sizeof *f->draws);
         ok = f->index != NULL && f->draws != NULL;
     }
     if (!ok) {
@@ -93,17 +105,12 @@ static invdl_status work_new(flow_work *f, size_t width, size_t cap, int samplin
 invdl_status invdl_model_log_prob(invdl_model *model, size_t batch, const float *x,
                                   float *log_prob)
 {
-    size_t n;
-    if (model == NULL || !invdl_mul_size(batch, model->width, &n) ||
-        invdl_bad_arrays(n, x, log_prob))
-        return INVDL_EINVAL;
-    if (batch == 0)
-        return INVDL_OK;
-    size_t w = model->width, cap = batch < CHUNK ? batch : CHUNK;
     flow_work f;
-    if (work_new(&f, w, cap, 0) != INVDL_OK)
-        return INVDL_ENOMEM;
-    invdl_status st = INVDL_OK;
+    size_t cap;
+    invdl_status st = begin_chunks(model, batch, x, log_prob, 0, &f, &cap);
+    if (st != INVDL_OK || cap == 0)
+        return st;
+    size_t w = model->width;
     for (size_t start = 0; start < batch; start += cap) {
         size_t cnt = batch - start < cap ? batch - start : cap;
         memset(f.acc, 0, cnt * sizeof *f.acc);
@@ -145,17 +152,12 @@ static void draw(uint64_t seed, uint64_t index, uint64_t attempt, size_t width, 
 
 invdl_status invdl_model_sample(invdl_model *model, size_t n, uint64_t seed, float *out)
 {
-    size_t total;
-    if (model == NULL || !invdl_mul_size(n, model->width, &total) ||
-        invdl_bad_arrays(total, out, out))
-        return INVDL_EINVAL;
-    if (n == 0)
-        return INVDL_OK;
-    size_t w = model->width, cap = n < CHUNK ? n : CHUNK;
     flow_work f;
-    if (work_new(&f, w, cap, 1) != INVDL_OK)
-        return INVDL_ENOMEM;
-    invdl_status st = INVDL_OK;
+    size_t cap;
+    invdl_status st = begin_chunks(model, n, out, out, 1, &f, &cap);
+    if (st != INVDL_OK || cap == 0)
+        return st;
+    size_t w = model->width;
     for (size_t start = 0; start < n; start += cap) {
         /* The chunk's samples still to place, each with its draws so far. */
         size_t pending = n - start < cap ? n - start : cap;
