@@ -510,7 +510,8 @@ int          invdl_delta_check(size_t n, const float *a, const float *b, float e
  *  invertible domain (a signed sin past INVDL_SSIN_XMAX, an inverse signed
  *  sin past INVDL_SSIN_YMAX, at any depth) has density 0: -inf, and the
  *  call says INVDL_EDOMAIN with every other sample written as usual.  NaN
- *  inputs give NaN.  Reads the model only.
+ *  inputs give NaN (-inf where a bounded layer counts them outside its
+ *  domain).  Reads the model only.
  *  @return : INVDL_OK; INVDL_EDOMAIN (some sample has density 0; all
  *            written); INVDL_EINVAL (NULL model or array with batch > 0,
  *            batch*width overflowing; nothing written); INVDL_ENOMEM

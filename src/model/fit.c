@@ -64,7 +64,8 @@ invdl_fit_options invdl_fit_defaults_adam(void)
     return o;
 }
 
-/* beta_1 and beta_2 in [0, 1), epsilon > 0: lr_t and the step are finite. */
+/* Adam takes none of SGD's momentum options; beta_1 and beta_2 in [0, 1)
+ * and epsilon > 0 keep lr_t and the step finite. */
 static int bad_adam(const invdl_fit_options *o)
 {
     return o->momentum != 0.0f || o->nesterov != 0 || !(o->beta_1 >= 0.0f && o->beta_1 < 1.0f) ||
