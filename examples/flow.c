@@ -22,7 +22,7 @@
 
 #include "svg.h"
 
-enum { TRAIN = 4000, HELD = 2000, SHOWN = 1500, GRID = 100, BAR = 30, MAX_EPOCHS = 400 };
+enum { TRAIN = 4000, HELD = 2000, SHOWN = 1500, GRID = 100, BAR = 30 };
 
 /* The plotted square, [-VIEW, VIEW] both ways. */
 #define VIEW 2.5
@@ -115,7 +115,7 @@ typedef struct flow_spec {
     float global_clipnorm;
 } flow_spec;
 
-/* One row of the picture each. */
+/* One row of the picture each: another flow is another line. */
 static const flow_spec flows[] = {
     {"dense + abs-tanh, 4 blocks", abstanh_flow, 200, 5.0f},
 };
@@ -128,8 +128,7 @@ typedef struct progress {
     invdl_model *model;
     const float *held;
     float *log_prob; /* [HELD] */
-    double nll[MAX_EPOCHS];
-    size_t epochs;
+    double nll;      /* held-out, after the last epoch */
 } progress;
 
 static double held_out_nll(invdl_model *m, const float *held, float *log_prob)
@@ -148,8 +147,7 @@ static int on_epoch(void *user, size_t epoch, size_t epochs, float loss)
 {
     progress *p = user;
     double held = held_out_nll(p->model, p->held, p->log_prob);
-    if (p->epochs < MAX_EPOCHS)
-        p->nll[p->epochs++] = held;
+    p->nll = held;
     int done = (int)(BAR * epoch / epochs);
     printf("Epoch %3zu/%zu [", epoch, epochs);
     for (int i = 0; i < BAR; i++)
@@ -169,7 +167,8 @@ static svg_panel panel(FILE *f, int column, int row, const char *title)
 }
 
 /* The flow's density over the view, as a heat map scaled to its largest
- * value. */
+ * finite value (an infinite density, as an inverse abs-tanh has on its
+ * hyperplanes, is drawn at that value). */
 static int density_panel(FILE *f, invdl_model *m, int row, const char *title)
 {
     static float grid[GRID * GRID * 2], log_prob[GRID * GRID];
@@ -185,8 +184,12 @@ static int density_panel(FILE *f, invdl_model *m, int row, const char *title)
     double top = 0.0;
     for (size_t k = 0; k < GRID * GRID; k++) {
         density[k] = exp((double)log_prob[k]);
-        top = density[k] > top ? density[k] : top;
+        if (isfinite(density[k]) && density[k] > top)
+            top = density[k];
     }
+    for (size_t k = 0; k < GRID * GRID; k++)
+        if (density[k] > top)
+            density[k] = top;
     svg_panel p = panel(f, 1, row, title);
     svg_heat(&p, GRID, GRID, density, top > 0 ? top : 1.0);
     return 1;
@@ -217,7 +220,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: out of memory\n", spec->name);
             return 1;
         }
-        progress prog = {m, held, held_lp, {0}, 0};
+        progress prog = {m, held, held_lp, 0.0};
         invdl_fit_options o = invdl_fit_defaults_adam();
         o.loss = INVDL_LOSS_NLL;
         o.global_clipnorm = spec->global_clipnorm;
@@ -236,7 +239,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: training failed: %s\n", spec->name, invdl_strerror(st));
             return 1;
         }
-        double nll = prog.nll[prog.epochs - 1];
+        double nll = prog.nll;
         st = invdl_model_sample(m, SHOWN, 7, samples);
         if (st != INVDL_OK) {
             fprintf(stderr, "%s: sampling failed: %s\n", spec->name, invdl_strerror(st));

@@ -131,13 +131,13 @@ static inline void svg_points(svg_panel *p, size_t n, const float *x, const floa
 }
 
 /* A color for t in [0, 1] on a dark-to-light scale (viridis' ends and
- * middle, interpolated): 0 dark purple, 1 yellow. */
+ * middle, interpolated): 0 (and NaN) dark purple, 1 yellow. */
 static inline void svg_color(double t, char out[8])
 {
     static const double stops[5][3] = {
         {68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37},
     };
-    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    t = t > 1 ? 1 : t >= 0 ? t : 0;
     double u = t * 4;
     int k = u >= 4 ? 3 : (int)u;
     double w = u - k;
