@@ -1,12 +1,14 @@
 /*
- * svg.h - just enough SVG for the examples' line plots: panels with axes,
- * ticks and labels, polylines, legends.  Header-only, example use only.
+ * svg.h - just enough SVG for the examples' plots: panels with axes,
+ * ticks and labels, polylines, legends, scatter points and heat maps.
+ * Header-only, example use only.
  */
 #ifndef INVDL_EXAMPLE_SVG_H
 #define INVDL_EXAMPLE_SVG_H
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef struct svg_panel {
     FILE *f;
@@ -16,7 +18,7 @@ typedef struct svg_panel {
     int legend_rows;
 } svg_panel;
 
-static void svg_begin(FILE *f, int width, int height, const char *title)
+static inline void svg_begin(FILE *f, int width, int height, const char *title)
 {
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
@@ -26,17 +28,17 @@ static void svg_begin(FILE *f, int width, int height, const char *title)
             width / 2, title);
 }
 
-static void svg_end(FILE *f)
+static inline void svg_end(FILE *f)
 {
     fprintf(f, "</svg>\n");
 }
 
-static double svg_px(const svg_panel *p, double x)
+static inline double svg_px(const svg_panel *p, double x)
 {
     return p->left + (x - p->xmin) / (p->xmax - p->xmin) * p->width;
 }
 
-static double svg_py(const svg_panel *p, double y)
+static inline double svg_py(const svg_panel *p, double y)
 {
     double v = p->log_y ? log10(y) : y;
     return p->top + (p->ymax - v) / (p->ymax - p->ymin) * p->height;
@@ -44,10 +46,11 @@ static double svg_py(const svg_panel *p, double y)
 
 /* A panel with a frame, a grid at `step` intervals (in log10 for log_y),
  * axis labels and a title. */
-static svg_panel svg_panel_begin(FILE *f, double left, double top, double width, double height,
-                                 double xmin, double xmax, double xstep, double ymin,
-                                 double ymax, double ystep, int log_y, const char *title,
-                                 const char *xlabel, const char *ylabel)
+static inline svg_panel svg_panel_begin(FILE *f, double left, double top, double width,
+                                        double height, double xmin, double xmax, double xstep,
+                                        double ymin, double ymax, double ystep, int log_y,
+                                        const char *title, const char *xlabel,
+                                        const char *ylabel)
 {
     svg_panel p = {f, left, top, width, height, xmin, xmax, ymin, ymax, log_y, 0};
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
@@ -82,8 +85,8 @@ static svg_panel svg_panel_begin(FILE *f, double left, double top, double width,
 
 /* A polyline through (x[i], y[i]); points outside the panel's y range
  * break the line.  dash: NULL or an SVG dash pattern. */
-static void svg_line(svg_panel *p, size_t n, const double *x, const double *y,
-                     const char *color, const char *dash, const char *label)
+static inline void svg_line(svg_panel *p, size_t n, const double *x, const double *y,
+                            const char *color, const char *dash, const char *label)
 {
     int open = 0;
     for (size_t i = 0; i < n; i++) {
@@ -109,6 +112,65 @@ static void svg_line(svg_panel *p, size_t n, const double *x, const double *y,
                 dash ? " stroke-dasharray=\"" : "", dash ? dash : "", dash ? "\"" : "");
         fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 28, ly, label);
     }
+}
+
+/* n points (x[i], y[i]) as dots of radius r; those outside the panel are
+ * left out. */
+static inline void svg_points(svg_panel *p, size_t n, const float *x, const float *y,
+                              size_t stride, double r, const char *color, double opacity)
+{
+    fprintf(p->f, "<g fill=\"%s\" fill-opacity=\"%.2f\">\n", color, opacity);
+    for (size_t i = 0; i < n; i++) {
+        double a = (double)x[i * stride], b = (double)y[i * stride];
+        if (!(a >= p->xmin && a <= p->xmax && b >= p->ymin && b <= p->ymax))
+            continue;
+        fprintf(p->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", svg_px(p, a),
+                svg_py(p, b), r);
+    }
+    fprintf(p->f, "</g>\n");
+}
+
+/* A color for t in [0, 1] on a dark-to-light scale (viridis' ends and
+ * middle, interpolated): 0 (and NaN) dark purple, 1 yellow. */
+static inline void svg_color(double t, char out[8])
+{
+    static const double stops[5][3] = {
+        {68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37},
+    };
+    t = t > 1 ? 1 : t >= 0 ? t : 0;
+    double u = t * 4;
+    int k = u >= 4 ? 3 : (int)u;
+    double w = u - k;
+    int c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = (int)(stops[k][i] + w * (stops[k + 1][i] - stops[k][i]) + 0.5);
+    snprintf(out, 8, "#%02x%02x%02x", c[0], c[1], c[2]);
+}
+
+/* A heat map over the whole panel: nx by ny cells, value v[j*nx + i] for
+ * the cell at column i (left to right) and row j (bottom to top), colored
+ * by v / vmax. */
+static inline void svg_heat(svg_panel *p, size_t nx, size_t ny, const double *v, double vmax)
+{
+    double cw = p->width / (double)nx, ch = p->height / (double)ny;
+    fprintf(p->f, "<g shape-rendering=\"crispEdges\">\n");
+    for (size_t j = 0; j < ny; j++) {
+        /* Runs of cells of one color as one rectangle. */
+        for (size_t i = 0, run; i < nx; i += run) {
+            char color[8], next[8];
+            svg_color(v[j * nx + i] / vmax, color);
+            for (run = 1; i + run < nx; run++) {
+                svg_color(v[j * nx + i + run] / vmax, next);
+                if (strcmp(next, color) != 0)
+                    break;
+            }
+            fprintf(p->f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+                          "fill=\"%s\"/>\n",
+                    p->left + (double)i * cw, p->top + p->height - (double)(j + 1) * ch,
+                    (double)run * cw + 0.05, ch + 0.05, color);
+        }
+    }
+    fprintf(p->f, "</g>\n");
 }
 
 #endif

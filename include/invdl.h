@@ -16,8 +16,11 @@
  *      inverse of a layer shares the forward layer's parameters;
  *   4. models: a sequence of layers of one width, whose inverse model is the
  *      reversed sequence of inverse layers;
- *   5. training: stochastic gradient descent on mean squared error;
- *   6. persistence: saving and loading models.
+ *   5. flows: a model read as a normalizing flow, its log-density and
+ *      samples drawn through its inverse;
+ *   6. training: SGD or Adam on mean squared error, or on a flow's negative
+ *      log-likelihood;
+ *   7. persistence: saving and loading models.
  *
  * Accuracy of the kernels
  * -----------------------
@@ -377,7 +380,8 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  * that share blocks:
  *   - these only read, and may run at once, from any number of threads:
  *     invdl_model_predict(), invdl_model_predict_inverse(),
- *     invdl_model_log_det(), invdl_model_roundtrip(),
+ *     invdl_model_log_det(), invdl_model_log_prob(), invdl_model_sample(),
+ *     invdl_model_roundtrip(),
  *     invdl_model_gradient(), invdl_model_get_params(),
  *     invdl_model_param_count(), invdl_model_save(),
  *     invdl_model_save_memory(), invdl_layer_apply(),
@@ -469,20 +473,104 @@ INVDL_NODISCARD invdl_status invdl_model_roundtrip(invdl_model *model, size_t ba
 int          invdl_delta_check(size_t n, const float *a, const float *b, float epsilon);
 
 /* ------------------------------------------------------------------------ */
+/* Flows                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A model read as a normalizing flow maps data x to z = model(x), whose
+ * base density is the standard normal N(0, I) of `width` dimensions.  By
+ * the change of variables the model's density of x is
+ *     log p(x) = -0.5 |z|^2 - (width/2) log(2 pi) + log|det J(x)|
+ * in nats.  Samples run the other way: z drawn from the base, x = the
+ * inverse model's output.  Train a flow with loss = INVDL_LOSS_NLL (the
+ * Training section).
+ *
+ * Bounded layers.  Signed sin is invertible only on |x| <= INVDL_SSIN_XMAX
+ * (and its inverse only on |y| <= INVDL_SSIN_YMAX), so a model holding one
+ * maps only part of the space, onto only part of the space:
+ *   - outside the model's domain the density is 0: log_prob gives -inf
+ *     there, and INVDL_EDOMAIN;
+ *   - the base density restricted to the model's image integrates to
+ *     P = P(z in image) < 1.  log_prob is not renormalised by P (no closed
+ *     form exists); samples follow the renormalised density p(x) / P,
+ *     because a z outside the image is drawn again (invdl_model_sample()).
+ * Densities can also be infinite where a slope is 0 (signed sin and
+ * abs-tanh at exactly 0: their inverses' log|det J| is +inf there). */
+
+/* How many times invdl_model_sample() draws one sample's z at most before
+ * it gives up on that sample.  A model whose image holds a share q of the
+ * base's mass fails a sample with probability (1 - q)^100: below 1e-15
+ * for q >= 0.3 (a width-16 signed-sin layer over the whole output keeps
+ * q = 0.93^16 = 0.32; width 2 keeps 0.87). */
+#define INVDL_SAMPLE_MAX_DRAWS 100
+
+/*! invdl_model_log_prob() :
+ *  log_prob[s] = log p(x[s]) as above, x[batch][width].  Each sample's
+ *  log|det J| (every layer's in double), |z|^2 and the constant are summed
+ *  in double and rounded to float once.  A sample outside a layer's
+ *  invertible domain (a signed sin past INVDL_SSIN_XMAX, an inverse signed
+ *  sin past INVDL_SSIN_YMAX, at any depth) has density 0: -inf, and the
+ *  call says INVDL_EDOMAIN with every other sample written as usual.  NaN
+ *  inputs give NaN (-inf where a bounded layer counts them outside its
+ *  domain).  Reads the model only.
+ *  @return : INVDL_OK; INVDL_EDOMAIN (some sample has density 0; all
+ *            written); INVDL_EINVAL (NULL model or array with batch > 0,
+ *            batch*width overflowing; nothing written); INVDL_ENOMEM
+ *            (nothing written). */
+INVDL_NODISCARD invdl_status invdl_model_log_prob(invdl_model *model, size_t batch, const float *x,
+                                                  float *log_prob /* [batch] */);
+
+/*! invdl_model_sample() :
+ *  n samples of the flow into out[n][width]: for sample i, z ~ N(0, I) in
+ *  double from `seed` (splitmix64 and Box-Muller), rounded to float, then
+ *  the inverse model.  The rule for a z outside the model's image (an
+ *  inverse layer met an input outside its range, e.g. |z_j| > YMAX under
+ *  a final signed sin): that sample's z is drawn again, up to
+ *  INVDL_SAMPLE_MAX_DRAWS times in all; past that the sample is NaN and
+ *  the call says INVDL_EDOMAIN (it never loops for long).  Draw k of
+ *  sample i depends only on (seed, i, k): the same seed gives the same
+ *  bits whatever n, on every code path (with the same libm), and the
+ *  first m of n samples are the m samples of a call with n = m.  Reads
+ *  the model only.
+ *  @return : INVDL_OK; INVDL_EDOMAIN (some sample never fell in the image:
+ *            NaN there, the others written); INVDL_EINVAL (NULL model, NULL
+ *            out with n > 0, n*width overflowing; nothing written);
+ *            INVDL_ENOMEM (nothing written). */
+INVDL_NODISCARD invdl_status invdl_model_sample(invdl_model *model, size_t n, uint64_t seed,
+                                                float *out /* [n][width] */);
+
+/* ------------------------------------------------------------------------ */
 /* Training                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* SGD on mean squared error with Keras semantics and defaults.  Start from
- * invdl_fit_defaults() and change what you need.
+/* SGD or Adam on mean squared error or on a flow's negative
+ * log-likelihood, with Keras semantics and defaults.  Start from
+ * invdl_fit_defaults() (SGD) or invdl_fit_defaults_adam() and change what
+ * you need.
  *
  * Each epoch shuffles the samples (seeded: the same seed, data and model
  * give bit-identical results) and takes them batch_size at a time, the
- * last batch holding the rest.  A batch's loss is the mean of the squared
- * errors over its samples and features.  With gradient g, learning rate lr
- * and momentum m, each variable w and its velocity v (0 at the start) step
- * as Keras' SGD does:
- *     m == 0:    w -= lr*g
- *     otherwise: v = m*v - lr*g; w += v            (nesterov: w += m*v - lr*g)
+ * last batch holding the rest.  A batch's loss is
+ *   - loss = INVDL_LOSS_MSE (the default): the mean of the squared errors
+ *     of model(x) against y over its samples and features;
+ *   - loss = INVDL_LOSS_NLL: the mean over its samples of -log p(x), the
+ *     flow's negative log-likelihood in nats per sample (Flows section);
+ *     y is not read and may be NULL.  A sample outside a layer's domain
+ *     has density 0 and makes the loss +inf: training stops there with
+ *     INVDL_EDIVERGED.
+ * Each step takes the batch's gradient g, scaled to global_clipnorm when
+ * that is set and exceeded.  With learning rate lr:
+ *   - optimizer = INVDL_OPTIMIZER_SGD (the default), momentum m: each
+ *     variable w and its velocity v (0 at the start) step as Keras' SGD
+ *     does, in float:
+ *         m == 0:    w -= lr*g
+ *         otherwise: v = m*v - lr*g; w += v        (nesterov: w += m*v - lr*g)
+ *   - optimizer = INVDL_OPTIMIZER_ADAM: Keras 2's Adam, t counting the
+ *     call's steps from 1, m and v starting at 0 in every call:
+ *         m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *         lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);  w -= lr_t m / (sqrt(v) + epsilon)
+ *     with b1 = beta_1, b2 = beta_2; m, v and the step are computed in
+ *     double and each w is rounded to float once per step.  momentum and
+ *     nesterov are SGD's: nonzero with Adam is a bad option.
  * A dense layer's LU factors are refreshed after every step.
  *
  * Memory-saving backprop (memory_saving = 1) keeps only each batch's final
@@ -497,6 +585,9 @@ int          invdl_delta_check(size_t n, const float *a, const float *b, float e
  * exceed max_gain, and every checkpoint_every layers; a batch whose
  * rebuilding fails anyway is redone with stored activations. */
 typedef struct invdl_fit_report invdl_fit_report;
+
+typedef enum invdl_loss { INVDL_LOSS_MSE = 0, INVDL_LOSS_NLL = 1 } invdl_loss;
+typedef enum invdl_optimizer { INVDL_OPTIMIZER_SGD = 0, INVDL_OPTIMIZER_ADAM = 1 } invdl_optimizer;
 
 typedef struct invdl_fit_options {
     float    learning_rate;  /* 0.01 */
@@ -518,6 +609,12 @@ typedef struct invdl_fit_options {
                                 amplification allowed between stored
                                 activations; INFINITY turns the bound off */
     invdl_fit_report *report; /* NULL, or receives what the call did */
+    invdl_loss loss;         /* INVDL_LOSS_MSE; INVDL_LOSS_NLL: the batch's
+                                mean of -log p(x), y not read (may be NULL) */
+    invdl_optimizer optimizer; /* INVDL_OPTIMIZER_SGD */
+    float    beta_1;         /* 0.9: Adam's decay of the gradient's mean */
+    float    beta_2;         /* 0.999: Adam's decay of its mean square */
+    float    epsilon;        /* 1e-7: Adam's term added to sqrt(v) */
 } invdl_fit_options;
 
 /* What one fit (or gradient) call did. */
@@ -534,19 +631,30 @@ struct invdl_fit_report {
                                 activations */
 };
 
-/*! invdl_fit_defaults() : @return : the Keras defaults listed above. */
+/*! invdl_fit_defaults() : @return : the Keras defaults listed above (SGD,
+ *  learning rate 0.01, mean squared error). */
 invdl_fit_options invdl_fit_defaults(void);
 
+/*! invdl_fit_defaults_adam() :
+ *  @return : the defaults of Keras' Adam: invdl_fit_defaults() with
+ *            optimizer = INVDL_OPTIMIZER_ADAM and learning_rate 0.001
+ *            (beta_1 0.9, beta_2 0.999, epsilon 1e-7 as everywhere). */
+invdl_fit_options invdl_fit_defaults_adam(void);
+
 /*! invdl_model_fit() :
- *  Trains `model` on n samples x[n][width] -> y[n][width].  Any model can
- *  be trained, an inverse model included: it trains the parameters it
- *  shares, so the forward model changes with it.  options NULL means the
- *  defaults.  Bad options: learning_rate or momentum negative or not
- *  finite, batch_size 0, global_clipnorm negative or NaN, memory_saving
- *  other than 0 or 1, max_gain NaN or below 1.  epochs 0 trains nothing
- *  and reports the current loss.
+ *  Trains `model` on n samples x[n][width] -> y[n][width] (with
+ *  INVDL_LOSS_NLL: on x alone, y may be NULL).  Any model can be trained,
+ *  an inverse model included: it trains the parameters it shares, so the
+ *  forward model changes with it.  options NULL means the defaults.  Bad
+ *  options: learning_rate or momentum negative or not finite, batch_size
+ *  0, global_clipnorm negative or NaN, memory_saving other than 0 or 1,
+ *  max_gain NaN or below 1, loss or optimizer not a value of its enum;
+ *  with Adam: momentum or nesterov nonzero, beta_1 or beta_2 outside
+ *  [0, 1), epsilon not a finite number > 0.  epochs 0 trains nothing and
+ *  reports the current loss.
  *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument: NULL model or
- *            data, n == 0; model unchanged); INVDL_EDIVERGED (a batch met a
+ *            x, NULL y with INVDL_LOSS_MSE, n == 0; model unchanged);
+ *            INVDL_EDIVERGED (a batch met a
  *            non-finite loss or gradient: the parameters are restored to
  *            the latest of these with a finite loss over all n samples:
  *            those of the last batch whose loss was finite, those at the
@@ -563,14 +671,16 @@ INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const
                                              float *final_loss /* may be NULL */);
 
 /*! invdl_model_gradient() :
- *  The loss (mean squared error of model(x) against y over the batch and
- *  features) and its gradient with respect to every parameter (laid out
- *  as invdl_model_get_params()) and, if input_grad is not NULL, to x.
+ *  The loss of one batch as options->loss selects it (mean squared error
+ *  of model(x) against y over the batch and features, or the mean of
+ *  -log p(x) over the batch, y then unread and may be NULL) and its
+ *  gradient with respect to every parameter (laid out as
+ *  invdl_model_get_params()) and, if input_grad is not NULL, to x.
  *  options (may be NULL) selects stored or memory-saving backprop as in
  *  invdl_model_fit(); its report, if any, is filled.  Reads the model only.
  *  @return : INVDL_OK; INVDL_EDOMAIN (a layer met an input outside its
- *            invertible domain; all results written); INVDL_EINVAL;
- *            INVDL_ENOMEM. */
+ *            invertible domain; all results written; with INVDL_LOSS_NLL
+ *            the loss is then +inf); INVDL_EINVAL; INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t batch,
                                                   const float *x, const float *y,
                                                   const invdl_fit_options *options, float *loss,

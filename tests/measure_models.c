@@ -5,7 +5,9 @@
  *   2. activation memory of stored and memory-saving backprop at depth 8
  *      and 64;
  *   3. how far memory-saving gradients drift from stored ones with depth,
- *      without and with the safeguards.
+ *      without and with the safeguards;
+ *   4. maximum likelihood with abs-tanh and PReLU flows: a known density
+ *      from other starts than the unit test's, and flows on a ring.
  *
  *     ninja -C build tests/measure_models && build/tests/measure_models
  */
@@ -219,6 +221,147 @@ static void drift(size_t tanh_every)
     printf("   (last column: layer inputs max_gain 1e4 stored, mean per batch / layers)\n\n");
 }
 
+/* ---- 4. maximum likelihood ------------------------------------------- */
+
+enum { FLOW_N = 4000 };
+
+static double normal(void)
+{
+    return sqrt(-2.0 * log(1.0 - uniform())) * cos(6.283185307179586 * uniform());
+}
+
+static double held_out_nll(invdl_model *m, size_t n, const float *x)
+{
+    float *lp = malloc(n * sizeof *lp);
+    double sum = 0.0;
+    if (lp == NULL || invdl_model_log_prob(m, n, x, lp) != INVDL_OK) {
+        free(lp);
+        return (double)NAN;
+    }
+    for (size_t i = 0; i < n; i++)
+        sum -= (double)lp[i];
+    free(lp);
+    return sum / (double)n;
+}
+
+/* dense(first), `blocks` times (kind, dense), width 2; kind 0 abs-tanh,
+ * 1 mprelu. */
+static invdl_model *flow(uint64_t first, uint64_t seed, size_t blocks, int kind)
+{
+    invdl_model *m = invdl_model_create(2);
+    if (m == NULL || invdl_model_add(m, invdl_layer_dense(2, first)) != INVDL_OK)
+        goto fail;
+    for (size_t b = 0; b < blocks; b++) {
+        invdl_layer *l = kind == 0 ? invdl_layer_abstanh(2) : invdl_layer_mprelu(2, seed + 2 * b);
+        if (invdl_model_add(m, l) != INVDL_OK ||
+            invdl_model_add(m, invdl_layer_dense(2, seed + 2 * b + 1)) != INVDL_OK)
+            goto fail;
+    }
+    return m;
+fail:
+    invdl_model_free(m);
+    return NULL;
+}
+
+/* Trains m by NLL with Adam for `epochs` and prints the held-out NLL, less
+ * `truth` per dimension if truth is finite. */
+static void nll_run(invdl_model *m, const float *train, const float *held, size_t batch,
+                    float clip, size_t epochs, double truth)
+{
+    invdl_fit_options o = invdl_fit_defaults_adam();
+    o.loss = INVDL_LOSS_NLL;
+    o.batch_size = batch;
+    o.global_clipnorm = clip;
+    o.epochs = epochs;
+    o.seed = 7;
+    if (invdl_model_fit(m, FLOW_N, train, NULL, &o, NULL) != INVDL_OK) {
+        printf(" %10s", "failed");
+        return;
+    }
+    double nll = held_out_nll(m, FLOW_N, held);
+    printf(" %10.4f", isfinite(truth) ? (nll - truth) / 2 : nll);
+}
+
+static void maximum_likelihood(void)
+{
+    static float z[2 * FLOW_N * 2], x[2 * FLOW_N * 2];
+    printf("4. Maximum likelihood, width 2, %d samples to train on, %d held out, Adam\n"
+           "   learning rate 0.001\n", FLOW_N, FLOW_N);
+
+    /* The unit test's known density: T = dense (rows of the orthogonal
+     * matrix of seed 11 scaled by 1.6 and 0.7), abs-tanh, dense. */
+    invdl_model *truth = flow(11, 12, 1, 0);
+    float p[6];
+    const float p2[6] = {0.8f, -0.5f, 0.3f, 1.2f, 0.9f, -0.6f};
+    if (truth == NULL || invdl_layer_get_params(invdl_model_layer(truth, 0), 6, p) != INVDL_OK)
+        return;
+    for (int j = 0; j < 2; j++) {
+        p[j] *= 1.6f;
+        p[2 + j] *= 0.7f;
+    }
+    if (invdl_layer_set_params(invdl_model_layer(truth, 0), 6, p) != INVDL_OK ||
+        invdl_layer_set_params(invdl_model_layer(truth, 2), 6, p2) != INVDL_OK)
+        return;
+    for (size_t i = 0; i < 2 * FLOW_N * 2; i++)
+        z[i] = (float)normal();
+    if (invdl_model_predict_inverse(truth, 2 * FLOW_N, z, x) != INVDL_OK)
+        return;
+    double want = held_out_nll(truth, FLOW_N, x + 2 * FLOW_N);
+    printf("   a. data from T = dense, abs-tanh, dense (tests/test_flow.c; true held-out NLL\n"
+           "      %.4f): a fresh model of T's shape, held-out NLL above T's per dimension\n",
+           want);
+    static const size_t epochs[2] = {200, 1000};
+    printf("      %-44s %10s %10s\n", "first dense layer", "200 ep.", "1000 ep.");
+    for (int start = 0; start < 7; start++) {
+        /* start 0: seeded like T's, its abs-tanh hyperplanes at T's. */
+        uint64_t first = start == 0 ? 11 : (uint64_t)(100 + start);
+        char label[64];
+        snprintf(label, sizeof label, start == 0 ? "seed 11, T's hyperplanes (the unit test)"
+                                                 : "seed %d, hyperplanes elsewhere",
+                 100 + start);
+        printf("      %-44s", label);
+        for (int e = 0; e < 2; e++) {
+            invdl_model *m = flow(first, 13, 1, 0);
+            if (m == NULL)
+                return;
+            nll_run(m, x, x + 2 * FLOW_N, 64, 0.0f, epochs[e], want);
+            invdl_model_free(m);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    invdl_model_free(truth);
+
+    /* The flow example's ring. */
+    for (size_t i = 0; i < 2 * FLOW_N; i++) {
+        double t = 6.283185307179586 * uniform();
+        x[2 * i] = (float)(1.5 * cos(t) + 0.1 * normal());
+        x[2 * i + 1] = (float)(1.5 * sin(t) + 0.1 * normal());
+    }
+    printf("   b. a ring (examples/flow.c): held-out NLL after 200 epochs, batch 128, global\n"
+           "      clip norm 5 unless said, 3 seeds\n");
+    static const struct { const char *name; size_t blocks; int kind; float clip; } flows[] = {
+        {"dense (a Gaussian)", 0, 0, 5.0f},
+        {"dense + 4 x (abs-tanh, dense)", 4, 0, 5.0f},
+        {"dense + 4 x (abs-tanh, dense), no clipping", 4, 0, 0.0f},
+        {"dense + 4 x (mprelu, dense)", 4, 1, 5.0f},
+        {"dense + 8 x (mprelu, dense)", 8, 1, 5.0f},
+    };
+    for (size_t f = 0; f < sizeof flows / sizeof flows[0]; f++) {
+        printf("      %-44s", flows[f].name);
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            invdl_model *m = flow(seed, 10 * seed, flows[f].blocks, flows[f].kind);
+            if (m == NULL)
+                return;
+            nll_run(m, x, x + 2 * FLOW_N, 128, flows[f].clip, 200, (double)NAN);
+            invdl_model_free(m);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    printf("\n");
+}
+
 int main(void)
 {
     printf("invdl %s\n\n", invdl_version_string());
@@ -228,5 +371,6 @@ int main(void)
            "   the worst layer, worst of 10 seeds, batch %d uniform in [-1, 1], targets likewise\n", BATCH);
     drift(0);
     drift(3);
+    maximum_likelihood();
     return 0;
 }

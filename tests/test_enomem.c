@@ -3,9 +3,11 @@
  *
  * Linked against the fault-injection build of the library (src/memory.h,
  * tests/fault.c).  Each scenario (build layers and a model, make the
- * inverse, predict, log-det, round trip, gradient, parameters, fit in
- * stored and memory-saving modes, save, save to memory, load, load from
- * memory) first runs with no failure, counting its allocations; then, for
+ * inverse, predict, log-det, log-density, sampling, round trip, gradient,
+ * parameters, fit in stored and memory-saving modes with SGD on squared
+ * error and Adam on the negative log-likelihood, save, save to memory,
+ * load, load from memory) first runs with no failure, counting its
+ * allocations; then, for
  * every k up to that count, it runs again with the k-th allocation failing
  * (once, and from k on: "sticky"), and the test checks that
  *   - the call reports INVDL_ENOMEM (or NULL, with that status where the
@@ -327,6 +329,46 @@ static invdl_status scenario_log_det(fixture *f)
     return INVDL_OK;
 }
 
+/* log_prob of the model and of its inverse model: outputs untouched on
+ * failure, the same values as without failures otherwise. */
+static invdl_status scenario_log_prob(fixture *f)
+{
+    float a[S], b[S], want[S];
+    fault_hold(1);
+    assert_int_equal(invdl_model_log_prob(f->m, S, f->x, want), INVDL_OK);
+    fault_hold(0);
+    fill_sentinel(a, S);
+    invdl_status st = check_output(invdl_model_log_prob(f->m, S, f->x, a), a, S, want);
+    if (st != INVDL_OK)
+        return st;
+    fill_sentinel(b, S);
+    return check_output(invdl_model_log_prob(f->inv, S, f->y, b), b, S, NULL);
+}
+
+/* Sampling from the model (whose signed sin bounds the image, so some
+ * draws are redrawn) and from its inverse model. */
+static invdl_status scenario_sample(fixture *f)
+{
+    float a[S * W], want[S * W];
+    fault_hold(1);
+    invdl_status expect = invdl_model_sample(f->m, S, 5, want);
+    fault_hold(0);
+    assert_true(expect == INVDL_OK || expect == INVDL_EDOMAIN);
+    fill_sentinel(a, S * W);
+    invdl_status st = invdl_model_sample(f->m, S, 5, a);
+    if (st == INVDL_ENOMEM) {
+        assert_true(is_sentinel(a, S * W));
+        return st;
+    }
+    assert_int_equal(st, expect);
+    assert_memory_equal(a, want, sizeof a);
+    fill_sentinel(a, S * W);
+    st = invdl_model_sample(f->inv, S, 6, a);
+    if (st == INVDL_ENOMEM)
+        assert_true(is_sentinel(a, S * W));
+    return st == INVDL_EDOMAIN ? INVDL_OK : st;
+}
+
 static invdl_status scenario_roundtrip(fixture *f)
 {
     invdl_roundtrip r;
@@ -353,9 +395,10 @@ static invdl_status scenario_params(fixture *f)
     return st;
 }
 
-static invdl_status run_gradient(fixture *f, int memory_saving)
+static invdl_status run_gradient(fixture *f, int memory_saving, invdl_loss loss_kind)
 {
     invdl_fit_options o = invdl_fit_defaults();
+    o.loss = loss_kind;
     o.memory_saving = memory_saving;
     o.max_gain = 2.0f; /* stores some inputs */
     float loss = -1.0f, *g = malloc(f->np * sizeof *g), dx[S * W];
@@ -371,8 +414,10 @@ static invdl_status run_gradient(fixture *f, int memory_saving)
 
 static invdl_status scenario_gradient(fixture *f)
 {
-    invdl_status st = run_gradient(f, 0);
-    return st != INVDL_OK ? st : run_gradient(f, 1);
+    invdl_status st = INVDL_OK;
+    for (int k = 0; k < 4 && st == INVDL_OK; k++)
+        st = run_gradient(f, k & 1, k < 2 ? INVDL_LOSS_MSE : INVDL_LOSS_NLL);
+    return st;
 }
 
 /* Trains a copy of the fixture's model (through its inverse model, so the
@@ -410,6 +455,35 @@ static invdl_status scenario_fit_saving(fixture *f)
     invdl_status st = run_fit(f, &o);
     if (st == INVDL_OK)
         assert_true(r.stored_inputs > 0);
+    return st;
+}
+
+/* Adam on the negative log-likelihood (of the inverse model: its inputs
+ * y lie in every layer's domain), stored and memory saving: the Adam
+ * moments and the log-det work arrays are allocated too. */
+static invdl_status scenario_fit_nll_adam(fixture *f)
+{
+    invdl_status st = INVDL_OK;
+    for (int saving = 0; saving <= 1 && st == INVDL_OK; saving++) {
+        invdl_fit_options o = invdl_fit_defaults_adam();
+        o.loss = INVDL_LOSS_NLL;
+        o.batch_size = 4;
+        o.epochs = 2;
+        o.memory_saving = saving;
+        o.max_gain = 1.5f;
+        o.global_clipnorm = 1.0f;
+        float loss = -1.0f;
+        st = invdl_model_fit(f->inv, S, f->y, NULL, &o, &loss);
+        if (st == INVDL_ENOMEM)
+            assert_true(loss == -1.0f);
+        else
+            assert_int_equal(st, INVDL_OK);
+        if (st == INVDL_OK && saving == 0) {
+            fault_hold(1);
+            fixture_restore(f);
+            fault_hold(0);
+        }
+    }
     return st;
 }
 
@@ -574,11 +648,14 @@ SCENARIO_TEST(layers)
 SCENARIO_TEST(inverse)
 SCENARIO_TEST(predict)
 SCENARIO_TEST(log_det)
+SCENARIO_TEST(log_prob)
+SCENARIO_TEST(sample)
 SCENARIO_TEST(roundtrip)
 SCENARIO_TEST(params)
 SCENARIO_TEST(gradient)
 SCENARIO_TEST(fit_stored)
 SCENARIO_TEST(fit_saving)
+SCENARIO_TEST(fit_nll_adam)
 SCENARIO_TEST(fit_fallback)
 SCENARIO_TEST(save)
 SCENARIO_TEST(save_memory)
@@ -590,10 +667,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build),       cmocka_unit_test(test_layers),
         cmocka_unit_test(test_inverse),     cmocka_unit_test(test_predict),
-        cmocka_unit_test(test_log_det),     cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_log_det),     cmocka_unit_test(test_log_prob),
+        cmocka_unit_test(test_sample),      cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_params),      cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_fit_stored),  cmocka_unit_test(test_fit_saving),
-        cmocka_unit_test(test_fit_fallback), cmocka_unit_test(test_save),
+        cmocka_unit_test(test_fit_nll_adam), cmocka_unit_test(test_fit_fallback),
+        cmocka_unit_test(test_save),
         cmocka_unit_test(test_save_memory),
         cmocka_unit_test(test_load),        cmocka_unit_test(test_load_memory),
     };

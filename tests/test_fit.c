@@ -1,8 +1,8 @@
 /*
- * test_fit.c - the SGD/MSE trainer: Keras defaults and update rules
- * against steps computed here in double, determinism, learning a target
- * network, divergence, bad options, callbacks, clipping, training inverse
- * models, and memory-saving backprop against stored backprop.
+ * test_fit.c - the trainer: Keras defaults and update rules (SGD and
+ * Adam) against steps computed here in double, determinism, learning a
+ * target network, divergence, bad options, callbacks, clipping, training
+ * inverse models, and memory-saving backprop against stored backprop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +46,83 @@ static void test_defaults(void **state)
     assert_null(o.on_epoch);
     assert_int_equal(o.memory_saving, 0);
     assert_null(o.report);
+    assert_int_equal(o.loss, INVDL_LOSS_MSE);
+    assert_int_equal(o.optimizer, INVDL_OPTIMIZER_SGD);
+    assert_true(o.beta_1 == 0.9f && o.beta_2 == 0.999f && o.epsilon == 1e-7f);
+    /* Keras' Adam: the same with learning rate 0.001. */
+    invdl_fit_options a = invdl_fit_defaults_adam();
+    assert_int_equal(a.optimizer, INVDL_OPTIMIZER_ADAM);
+    assert_true(a.learning_rate == 0.001f);
+    assert_true(a.beta_1 == 0.9f && a.beta_2 == 0.999f && a.epsilon == 1e-7f);
+    assert_true(a.momentum == 0.0f && a.nesterov == 0 && a.batch_size == 32 && a.epochs == 1);
+    assert_int_equal(a.loss, INVDL_LOSS_MSE);
+}
+
+/* Adam on y = w x + b, one sample x = 2 with target 1, from w = 1, b = 0,
+ * learning rate 0.1: three full-batch steps worked out here in double.
+ * The gradient of (w x + b - 1)^2 is (2 r x, 2 r), r = w x + b - 1; each
+ * step (t = 1, 2, 3), with clip the global norm limit (0: none):
+ *     g *= min(1, clip / |g|)
+ *     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *     lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);  p -= lr_t m / (sqrt(v) + eps)
+ * with b1, b2, eps the float defaults 0.9f, 0.999f, 1e-7f read in double.
+ * By hand, the first step: g = (4, 2), m = (1 - b1) g, sqrt(v) =
+ * sqrt(1 - b2) |g|, so each parameter moves by
+ *     lr sqrt(1 - b2) |g| / (sqrt(1 - b2) |g| + eps) = lr / (1 + eps / (sqrt(1 - b2) |g|)),
+ * i.e. w = 1 - 0.1 / (1 + 1e-7 / (0.0316 * 4)) = 0.90000008 and
+ * b = -0.1 / (1 + 1e-7 / (0.0316 * 2)) = -0.09999984 (1 - 7.9e-7 and
+ * 1 - 1.58e-6 of lr): Adam's bias correction makes the first step lr
+ * whatever the gradient's size.  The library computes the gradient from
+ * a float activation (relative error 2^-24) and Adam's step is nearly
+ * invariant to the gradient's scale, so the parameters agree to a few
+ * float ulps: checked at 1e-6 relative. */
+static void check_adam(float clip)
+{
+    const float x[1] = {2.0f}, t[1] = {1.0f}, start[2] = {1.0f, 0.0f};
+    const double b1 = (double)0.9f, b2 = (double)0.999f, eps = (double)1e-7f, lr = (double)0.1f;
+    double p[2] = {1.0, 0.0}, m[2] = {0.0, 0.0}, v[2] = {0.0, 0.0};
+    invdl_model *model = dense_model(1, 1);
+    assert_int_equal(invdl_model_set_params(model, 2, start), INVDL_OK);
+    invdl_fit_options o = invdl_fit_defaults_adam();
+    o.learning_rate = 0.1f;
+    o.batch_size = 1;
+    o.global_clipnorm = clip;
+    for (int step = 1; step <= 3; step++) {
+        /* The library's first `step` steps: each call starts Adam afresh. */
+        assert_int_equal(invdl_model_set_params(model, 2, start), INVDL_OK);
+        o.epochs = (size_t)step;
+        assert_int_equal(invdl_model_fit(model, 1, x, t, &o, NULL), INVDL_OK);
+
+        double r = p[0] * 2.0 + p[1] - 1.0;
+        double g[2] = {2.0 * r * 2.0, 2.0 * r};
+        double norm = sqrt(g[0] * g[0] + g[1] * g[1]);
+        double scale = clip > 0.0f && norm > (double)clip ? (double)clip / norm : 1.0;
+        double lr_t = lr * sqrt(1.0 - pow(b2, step)) / (1.0 - pow(b1, step));
+        for (int i = 0; i < 2; i++) {
+            g[i] *= scale;
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            p[i] -= lr_t * m[i] / (sqrt(v[i]) + eps);
+        }
+        if (step == 1 && clip == 0.0f) {
+            assert_true(fabs(p[0] - 0.90000008) <= 1e-8);
+            assert_true(fabs(p[1] + 0.09999984) <= 1e-8);
+        }
+        float got[2];
+        assert_int_equal(invdl_model_get_params(model, 2, got), INVDL_OK);
+        for (int i = 0; i < 2; i++)
+            assert_true(fabs((double)got[i] - p[i]) <= 1e-6 * (1.0 + fabs(p[i])));
+    }
+    invdl_model_free(model);
+}
+
+static void test_adam_steps(void **state)
+{
+    (void)state;
+    check_adam(0.0f);
+    /* global_clipnorm 1 scales every gradient here (|g| = 4.47, then
+     * about 3): the moments see the scaled gradients. */
+    check_adam(1.0f);
 }
 
 /* Full-batch SGD on one dense layer, computed here: the MSE gradient of
@@ -316,8 +393,8 @@ static void test_bad_options(void **state)
     size_t np = invdl_model_param_count(m);
     assert_int_equal(invdl_model_get_params(m, np, before), INVDL_OK);
     invdl_fit_options o;
-    for (int c = 0; c < 13; c++) {
-        o = invdl_fit_defaults();
+    for (int c = 0; c < 24; c++) {
+        o = c < 15 ? invdl_fit_defaults() : invdl_fit_defaults_adam();
         switch (c) {
         case 0: o.learning_rate = NAN; break;
         case 1: o.learning_rate = -0.01f; break;
@@ -331,7 +408,19 @@ static void test_bad_options(void **state)
         case 9: o.max_gain = 0.5f; break;
         case 10: o.max_gain = NAN; break;
         case 11: o.nesterov = 7; break;
-        default: o.momentum = INFINITY; break;
+        case 12: o.momentum = INFINITY; break;
+        case 13: o.loss = (invdl_loss)2; break;
+        case 14: o.optimizer = (invdl_optimizer)2; break;
+        /* Adam: SGD's momentum options, betas outside [0, 1), epsilon. */
+        case 15: o.momentum = 0.5f; break;
+        case 16: o.nesterov = 1; break;
+        case 17: o.beta_1 = 1.0f; break;
+        case 18: o.beta_1 = -0.1f; break;
+        case 19: o.beta_2 = NAN; break;
+        case 20: o.beta_2 = 1.0f; break;
+        case 21: o.epsilon = 0.0f; break;
+        case 22: o.epsilon = INFINITY; break;
+        default: o.epsilon = NAN; break;
         }
         assert_int_equal(invdl_model_fit(m, S, x, t, &o, &loss), INVDL_EINVAL);
     }
@@ -566,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_sgd_step),
         cmocka_unit_test(test_momentum_and_nesterov),
+        cmocka_unit_test(test_adam_steps),
         cmocka_unit_test(test_epoch_loss_and_partial_batch),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_learns_target_network),

@@ -1,6 +1,7 @@
 /*
- * test_gradients.c - backward passes and log-determinants against central
- * finite differences of an independent double-precision reference.
+ * test_gradients.c - backward passes, log-determinants, log-densities and
+ * the negative log-likelihood's gradients against central finite
+ * differences of an independent double-precision reference.
  *
  * The reference (below) computes each layer's math in double from the
  * layer's parameters: x*sin|x|, |x|*tanh x and their inverses by the long
@@ -16,7 +17,16 @@
  * are unbounded, and from the signed sin branch end).  1e-5 of the largest
  * gradient component (about 80 float ulps) covers that with margin; a
  * wrong formula (a missing sign, a transposed W, a wrong slope branch) is
- * off by O(1).
+ * off by O(1).  The largest error measured is 5e-7 of the largest
+ * component.
+ *
+ * The negative log-likelihood's reference adds each layer's log|det J|
+ * from derivatives written out here (sin a + a cos a, tanh a + a sech^2 a,
+ * log a per negative PReLU input, log|det W| by elimination; minus the
+ * forward map's at an inverse layer's output), so central differences of
+ * it check the library's f''/f', W^-T and the inverse layers' derived
+ * gradients; those log-dets are themselves checked against the
+ * brute-force Jacobian of the reference (test_log_det, test_log_prob).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,10 +152,12 @@ static void ref_apply(const ref_layer *r, double *v)
     }
 }
 
+#define MAXDEPTH 10
+
 typedef struct ref_model {
     size_t depth, width;
-    ref_layer layers[8];
-    int block[8]; /* layers with the same block share parameters */
+    ref_layer layers[MAXDEPTH];
+    int block[MAXDEPTH]; /* layers with the same block share parameters */
 } ref_model;
 
 static ref_model ref_model_of(invdl_model *m)
@@ -154,7 +166,7 @@ static ref_model ref_model_of(invdl_model *m)
     memset(&r, 0, sizeof r);
     r.depth = invdl_model_depth(m);
     r.width = invdl_model_width(m);
-    assert_true(r.depth <= 8);
+    assert_true(r.depth <= MAXDEPTH);
     for (size_t l = 0; l < r.depth; l++) {
         r.layers[l] = ref_of(invdl_model_layer(m, l));
         r.block[l] = (int)l;
@@ -173,8 +185,58 @@ static void ref_model_apply(const ref_model *r, double *v)
         ref_apply(&r->layers[l], v);
 }
 
+/* log|f'(x)| of the elementwise forward maps, from their derivatives
+ * written out here: (x sin|x|)' = sin a + a cos a and
+ * (|x| tanh x)' = tanh a + a sech^2 a, a = |x| (test_log_det checks these
+ * against the brute-force Jacobian). */
+static double ref_log_slope(invdl_layer_kind kind, double x)
+{
+    double a = fabs(x);
+    if (kind == INVDL_LAYER_SSIN)
+        return log(fabs(sin(a) + a * cos(a)));
+    return log(fabs(tanh(a) + a / (cosh(a) * cosh(a))));
+}
+
+/* log|det J| of one layer at one sample, from its input and output: the
+ * forward map's at its input, or minus the forward map's at the inverse's
+ * output. */
+static double ref_layer_log_det(const ref_layer *r, const double *in, const double *out)
+{
+    const double *x = r->inverse ? out : in;
+    size_t n = r->width;
+    double ld = 0.0;
+    if (r->kind == INVDL_LAYER_DENSE) {
+        ld = ref_solve(n, r->p, NULL, NULL);
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            if (r->kind != INVDL_LAYER_MPRELU)
+                ld += ref_log_slope(r->kind, x[j]);
+            else if (x[j] < 0)
+                ld += log(fmax(fabs(r->p[j]), (double)r->amin));
+        }
+    }
+    return r->inverse ? -ld : ld;
+}
+
+/* -log p(x) of the model as a flow at one sample: 0.5 |z|^2 +
+ * (n/2) log(2 pi) - sum of the layers' log|det J|. */
+static double ref_sample_nll(const ref_model *r, const double *x)
+{
+    double v[MAXW], in[MAXW], ld = 0.0, sq = 0.0;
+    size_t n = r->width;
+    memcpy(v, x, n * sizeof *v);
+    for (size_t l = 0; l < r->depth; l++) {
+        memcpy(in, v, n * sizeof *in);
+        ref_apply(&r->layers[l], v);
+        ld += ref_layer_log_det(&r->layers[l], in, v);
+    }
+    for (size_t j = 0; j < n; j++)
+        sq += v[j] * v[j];
+    return 0.5 * sq + 0.5 * (double)n * log(2.0 * 3.14159265358979323846) - ld;
+}
+
 /* MSE over batch samples x[batch][width] against y. */
-static double ref_loss(const ref_model *r, size_t batch, const double *x, const float *y)
+static double ref_mse(const ref_model *r, size_t batch, const double *x, const float *y)
 {
     double sum = 0.0;
     size_t w = r->width;
@@ -187,6 +249,18 @@ static double ref_loss(const ref_model *r, size_t batch, const double *x, const 
     }
     return sum / (double)(batch * w);
 }
+
+/* The batch's mean of -log p(x); y is not read. */
+static double ref_nll(const ref_model *r, size_t batch, const double *x, const float *y)
+{
+    double sum = 0.0;
+    (void)y;
+    for (size_t s = 0; s < batch; s++)
+        sum += ref_sample_nll(r, x + s * r->width);
+    return sum / (double)batch;
+}
+
+typedef double (*ref_loss_fn)(const ref_model *r, size_t batch, const double *x, const float *y);
 
 /* The parameter vector of the model (distinct blocks in order of first
  * use) is the library's; writing entry i writes every layer sharing it. */
@@ -210,7 +284,7 @@ static double *param_slot(ref_model *r, size_t index, size_t l_of[], size_t *cou
 
 static void set_param(ref_model *r, size_t index, double value)
 {
-    size_t l_of[8], count;
+    size_t l_of[MAXDEPTH], count;
     double *slot = param_slot(r, index, l_of, &count);
     size_t within = (size_t)(slot - r->layers[l_of[0]].p);
     for (size_t k = 0; k < count; k++)
@@ -219,7 +293,7 @@ static void set_param(ref_model *r, size_t index, double value)
 
 static double get_param(ref_model *r, size_t index)
 {
-    size_t l_of[8], count;
+    size_t l_of[MAXDEPTH], count;
     return *param_slot(r, index, l_of, &count);
 }
 
@@ -231,10 +305,13 @@ static double max_abs(size_t n, const double *v)
     return m;
 }
 
-/* Checks the library's gradient of model m on x -> y against central
- * differences of the reference, for the parameters and the inputs. */
-static void check_gradient(invdl_model *m, size_t batch, const float *x, const float *y)
+/* Checks the library's gradient of model m on x -> y (options o, NULL for
+ * the defaults) against central differences of the reference loss, for
+ * the parameters and the inputs. */
+static void check_loss_gradient(invdl_model *m, size_t batch, const float *x, const float *y,
+                                const invdl_fit_options *o)
 {
+    ref_loss_fn ref_loss = o != NULL && o->loss == INVDL_LOSS_NLL ? ref_nll : ref_mse;
     ref_model r = ref_model_of(m);
     size_t w = r.width, n = batch * w, np = invdl_model_param_count(m);
     float loss, *pg = malloc((np + 1) * sizeof *pg), *xg = malloc(n * sizeof *xg);
@@ -243,11 +320,13 @@ static void check_gradient(invdl_model *m, size_t batch, const float *x, const f
     assert_non_null(xg);
     assert_non_null(fd);
     assert_non_null(xd);
-    assert_int_equal(invdl_model_gradient(m, batch, x, y, NULL, &loss, pg, xg), INVDL_OK);
+    assert_int_equal(invdl_model_gradient(m, batch, x, y, o, &loss, pg, xg), INVDL_OK);
     for (size_t i = 0; i < n; i++)
         xd[i] = (double)x[i];
+    /* The library's loss comes from float activations: a few float ulps
+     * of the terms it sums. */
     assert_true(fabs((double)loss - ref_loss(&r, batch, xd, y)) <=
-                1e-5 * ref_loss(&r, batch, xd, y));
+                1e-5 * fmax(1.0, fabs(ref_loss(&r, batch, xd, y))));
 
     for (size_t i = 0; i < np; i++) {
         double p0 = get_param(&r, i), h = 1e-5 * fmax(1.0, fabs(p0));
@@ -279,6 +358,29 @@ static void check_gradient(invdl_model *m, size_t batch, const float *x, const f
     free(xg);
     free(fd);
     free(xd);
+}
+
+static void check_gradient(invdl_model *m, size_t batch, const float *x, const float *y)
+{
+    check_loss_gradient(m, batch, x, y, NULL);
+}
+
+/* The negative log-likelihood's gradient, with stored and with
+ * memory-saving backprop.  The latter rebuilds layer inputs through the
+ * inverses wherever that amplifies rounding errors by at most 16 (max_gain;
+ * README: "Memory-saving backprop"), which keeps it within the tolerance;
+ * report what it stored. */
+static void check_nll_gradient(invdl_model *m, size_t batch, const float *x)
+{
+    invdl_fit_options o = invdl_fit_defaults();
+    o.loss = INVDL_LOSS_NLL;
+    check_loss_gradient(m, batch, x, NULL, &o);
+    invdl_fit_report rep;
+    o.memory_saving = 1;
+    o.max_gain = 16.0f;
+    o.report = &rep;
+    check_loss_gradient(m, batch, x, NULL, &o);
+    assert_int_equal(rep.fallbacks, 0);
 }
 
 /* ---- data ---------------------------------------------------------------- */
@@ -342,6 +444,8 @@ static void set_alphas(invdl_layer *l)
     assert_int_equal(invdl_layer_set_params(l, W, alpha), INVDL_OK);
 }
 
+/* A one-layer model of the kind, or of its inverse: the MSE gradient and
+ * the NLL gradient (stored and memory saving). */
 static void check_kind(invdl_layer *(*make)(void), double lo, double hi, int inverse)
 {
     float x[BATCH * W], y[BATCH * W];
@@ -349,6 +453,7 @@ static void check_kind(invdl_layer *(*make)(void), double lo, double hi, int inv
     fill_inputs(x, BATCH * W, lo, hi, 11u + (uint64_t)inverse);
     fill_targets(m, x, y, 12);
     check_gradient(m, BATCH, x, y);
+    check_nll_gradient(m, BATCH, x);
     invdl_model_free(m);
 }
 
@@ -421,6 +526,7 @@ static void test_inverse_of_inverse(void **state)
     fill_inputs(x, BATCH * W, 0.0, 2.0, 21);
     fill_targets(m, x, y, 22);
     check_gradient(m, BATCH, x, y);
+    check_nll_gradient(m, BATCH, x);
     invdl_model_free(m);
 }
 
@@ -445,7 +551,28 @@ static void test_chain_with_shared_block(void **state)
     fill_inputs(x, BATCH * W, 0.3, 1.0, 31);
     fill_targets(m, x, y, 32);
     check_gradient(m, BATCH, x, y);
+    check_nll_gradient(m, BATCH, x);
     invdl_model_free(m);
+}
+
+/* log|det J| of the reference model at x[W], its Jacobian taken by
+ * central differences (h = 1e-6: truncation ~1e-12 relative, rounding
+ * ~1e-10). */
+static double ref_log_det_fd(const ref_model *r, const float *x)
+{
+    double jac[W * W], h = 1e-6;
+    for (size_t j = 0; j < W; j++) {
+        double up[W], down[W];
+        for (size_t i = 0; i < W; i++)
+            up[i] = down[i] = (double)x[i];
+        up[j] += h;
+        down[j] -= h;
+        ref_model_apply(r, up);
+        ref_model_apply(r, down);
+        for (size_t i = 0; i < W; i++)
+            jac[i * W + j] = (up[i] - down[i]) / (2 * h);
+    }
+    return ref_solve(W, jac, NULL, NULL);
 }
 
 /* log|det J| of a model against the Jacobian of the reference by central
@@ -468,20 +595,7 @@ static void test_log_det(void **state)
     invdl_model *inv = invdl_model_inverse(m);
     assert_int_equal(invdl_model_log_det(inv, BATCH, y, ld_inv), INVDL_OK);
     for (size_t s = 0; s < BATCH; s++) {
-        double jac[W * W], v0[W];
-        for (size_t j = 0; j < W; j++) {
-            double up[W], down[W], h = 1e-6;
-            for (size_t i = 0; i < W; i++)
-                up[i] = down[i] = v0[i] = (double)x[s * W + i];
-            up[j] += h;
-            down[j] -= h;
-            ref_model_apply(&r, up);
-            ref_model_apply(&r, down);
-            for (size_t i = 0; i < W; i++)
-                jac[i * W + j] = (up[i] - down[i]) / (2 * h);
-        }
-        (void)v0;
-        double want = ref_solve(W, jac, NULL, NULL);
+        double want = ref_log_det_fd(&r, x + s * W);
         /* A sum of about 20 logs, each of a float-rounded input's slope:
          * 1e-4 absolute is about 1e-5 relative to the terms' magnitude. */
         assert_true(fabs((double)ld[s] - want) <= 1e-4);
@@ -490,6 +604,117 @@ static void test_log_det(void **state)
         assert_true(fabs((double)ld_inv[s] + want) <= 1e-4);
     }
     invdl_model_free(inv);
+    invdl_model_free(m);
+}
+
+/* Every kind forward and inverse in one model: dense, mprelu, abs-tanh,
+ * inverse signed sin, dense, the mprelu's inverse (its block), signed sin,
+ * inverse abs-tanh, the first dense layer's inverse.  Small inputs keep
+ * both signed sins inside their domains (|x| <= XMAX, |y| <= YMAX); the
+ * pairs abs-tanh then inverse signed sin and signed sin then inverse
+ * abs-tanh each behave like the identity near 0 (x|x| then sqrt), so the
+ * model is smooth where its layers are steep. */
+static invdl_model *every_kind_model(void)
+{
+    invdl_model *m = invdl_model_create(W);
+    invdl_layer *d1 = make_dense(), *d2 = invdl_layer_dense(W, 8);
+    invdl_layer *p = invdl_layer_mprelu(W, 5);
+    const float alpha[W] = {0.8f, -0.9f, 1.2f, -0.7f, 0.6f};
+    assert_int_equal(invdl_layer_set_params(p, W, alpha), INVDL_OK);
+    perturb_dense(d2, 9);
+    invdl_layer *inv_ssin = invdl_layer_ssin(W), *inv_abstanh = invdl_layer_abstanh(W);
+    invdl_layer *layers[9] = {
+        d1, p, invdl_layer_abstanh(W), invdl_layer_inverse(inv_ssin), d2, invdl_layer_inverse(p),
+        invdl_layer_ssin(W), invdl_layer_inverse(inv_abstanh), invdl_layer_inverse(d1),
+    };
+    invdl_layer_free(inv_ssin);
+    invdl_layer_free(inv_abstanh);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(invdl_model_add(m, layers[i]), INVDL_OK);
+    return m;
+}
+
+/* Inputs for the model of every kind: magnitudes in [0.05, 1], each
+ * sample drawn again until, in the reference model, every signed-sin and
+ * abs-tanh layer sees its forward map's argument x (the input of a forward
+ * layer, the output of an inverse one) with 0.25 <= |x| and, for signed
+ * sin, |x| <= 1.9 < XMAX: slopes between 0.3 and 2, away from the 0 where
+ * log|f'| and the inverses are singular.  Each sample passes with
+ * probability about 0.1. */
+static void fill_every_kind_inputs(const ref_model *r, float *x, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t k = 0; k < BATCH; k++) {
+        int ok = 0;
+        for (int tries = 0; tries < 10000 && !ok; tries++) {
+            double v[W], in[W];
+            fill_inputs(x + k * W, W, 0.05, 1.0, test_rand(&s));
+            for (size_t i = 0; i < W; i++)
+                v[i] = (double)x[k * W + i];
+            ok = 1;
+            for (size_t l = 0; l < r->depth; l++) {
+                const ref_layer *layer = &r->layers[l];
+                memcpy(in, v, sizeof in);
+                ref_apply(layer, v);
+                if (layer->kind != INVDL_LAYER_SSIN && layer->kind != INVDL_LAYER_ABSTANH)
+                    continue;
+                for (size_t i = 0; i < W; i++) {
+                    double a = fabs(layer->inverse ? v[i] : in[i]);
+                    ok &= a >= 0.25 && (layer->kind == INVDL_LAYER_ABSTANH || a <= 1.9);
+                }
+            }
+        }
+        assert_true(ok);
+    }
+}
+
+/* log p(x) = -0.5 |z|^2 - (n/2) log(2 pi) + log|det J(x)|, here with z
+ * from the reference model and log|det J| from its Jacobian by central
+ * differences, of a model holding every kind in both directions. */
+static void test_log_prob(void **state)
+{
+    (void)state;
+    invdl_model *m = every_kind_model();
+    ref_model r = ref_model_of(m);
+    float x[BATCH * W], lp[BATCH];
+    fill_every_kind_inputs(&r, x, 51);
+    assert_int_equal(invdl_model_log_prob(m, BATCH, x, lp), INVDL_OK);
+    for (size_t s = 0; s < BATCH; s++) {
+        double z[W], sq = 0.0;
+        for (size_t i = 0; i < W; i++)
+            z[i] = (double)x[s * W + i];
+        ref_model_apply(&r, z);
+        for (size_t i = 0; i < W; i++)
+            sq += z[i] * z[i];
+        double want = -0.5 * sq - 0.5 * W * log(2.0 * 3.14159265358979323846) +
+                      ref_log_det_fd(&r, x + s * W);
+        /* log p (here -5.1 to -6.3) is rounded to float once: 2.4e-7 at
+         * most.
+         * The library runs the layers in float: each activation carries a
+         * relative rounding of a few 2^-24, which moves |z|^2/2 and each of
+         * the 9 layers' log-slopes (sensitivity |f''/f'| <= 8 at the
+         * arguments chosen) by about 1e-7 each.  1e-5 absolute covers both
+         * with margin (3.3e-7 measured at worst), while a wrong sign or
+         * term is off by O(0.1) or more. */
+        assert_true(fabs((double)lp[s] - want) <= 1e-5);
+        /* And the NLL reference used by the gradient tests agrees. */
+        double xs[W];
+        for (size_t i = 0; i < W; i++)
+            xs[i] = (double)x[s * W + i];
+        assert_true(fabs(ref_sample_nll(&r, xs) + want) <= 1e-6);
+    }
+    invdl_model_free(m);
+}
+
+/* The NLL gradient of the model of every kind, stored and memory saving. */
+static void test_nll_every_kind(void **state)
+{
+    (void)state;
+    invdl_model *m = every_kind_model();
+    ref_model r = ref_model_of(m);
+    float x[BATCH * W];
+    fill_every_kind_inputs(&r, x, 52);
+    check_nll_gradient(m, BATCH, x);
     invdl_model_free(m);
 }
 
@@ -503,6 +728,8 @@ int main(void)
         cmocka_unit_test(test_inverse_of_inverse),
         cmocka_unit_test(test_chain_with_shared_block),
         cmocka_unit_test(test_log_det),
+        cmocka_unit_test(test_log_prob),
+        cmocka_unit_test(test_nll_every_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
  * Several threads share one model, its linked inverse model and one set
  * of input arrays, and call everything documented as reading only:
  * the kernels, predict (forward, inverse model, predict_inverse), log-det,
- * round trip, gradient, get_params and save to memory, while other threads
+ * log-density, sampling, round trip, gradient, get_params and save to
+ * memory, while other threads
  * make and free inverses of the shared layers and models (which takes and
  * drops references to the shared parameter blocks).  Every result must be
  * bit for bit what one thread computed alone.  Also: a model freed while
@@ -35,6 +36,8 @@ typedef struct expected {
     float kernels[6][NK];
     invdl_status kernel_status[6];
     float y[NK], back[NK], log_det[S], inv_log_det[S], grad_x[NK];
+    float log_prob[S], samples[NK];
+    invdl_status sample_status;
     float *params, *grad;
     invdl_roundtrip roundtrip;
     float loss;
@@ -75,6 +78,10 @@ static void compute(const shared *sh, expected *e)
     assert_memory_equal(back2, e->back, sizeof back2);
     assert_int_equal(invdl_model_log_det(sh->m, S, sh->x, e->log_det), INVDL_OK);
     assert_int_equal(invdl_model_log_det(sh->inv, S, e->y, e->inv_log_det), INVDL_OK);
+    assert_int_equal(invdl_model_log_prob(sh->m, S, sh->x, e->log_prob), INVDL_OK);
+    /* The model's signed sin bounds its image: sampling draws again. */
+    e->sample_status = invdl_model_sample(sh->m, S, 3, e->samples);
+    assert_true(e->sample_status == INVDL_OK || e->sample_status == INVDL_EDOMAIN);
     assert_int_equal(invdl_model_roundtrip(sh->m, S, sh->x, NULL, &e->roundtrip), INVDL_OK);
     assert_int_equal(invdl_model_gradient(sh->m, S, sh->x, sh->t, NULL, &e->loss, e->grad,
                                           e->grad_x),
@@ -108,6 +115,9 @@ static void assert_same(const expected *a, const expected *b, size_t np)
     assert_memory_equal(a->back, b->back, sizeof a->back);
     assert_memory_equal(a->log_det, b->log_det, sizeof a->log_det);
     assert_memory_equal(a->inv_log_det, b->inv_log_det, sizeof a->inv_log_det);
+    assert_memory_equal(a->log_prob, b->log_prob, sizeof a->log_prob);
+    assert_memory_equal(a->samples, b->samples, sizeof a->samples);
+    assert_int_equal(a->sample_status, b->sample_status);
     assert_memory_equal(a->grad_x, b->grad_x, sizeof a->grad_x);
     assert_memory_equal(a->params, b->params, np * sizeof *a->params);
     assert_memory_equal(a->grad, b->grad, np * sizeof *a->grad);
@@ -150,6 +160,10 @@ static void *reader(void *arg)
                memcmp(e.log_det, w->log_det, sizeof e.log_det) != 0;
         bad |= invdl_model_log_det(sh->inv, S, w->y, e.inv_log_det) != INVDL_OK ||
                memcmp(e.inv_log_det, w->inv_log_det, sizeof e.inv_log_det) != 0;
+        bad |= invdl_model_log_prob(sh->m, S, sh->x, e.log_prob) != INVDL_OK ||
+               memcmp(e.log_prob, w->log_prob, sizeof e.log_prob) != 0;
+        bad |= invdl_model_sample(sh->m, S, 3, e.samples) != w->sample_status ||
+               memcmp(e.samples, w->samples, sizeof e.samples) != 0;
         bad |= invdl_model_roundtrip(sh->m, S, sh->x, NULL, &e.roundtrip) != INVDL_OK ||
                memcmp(&e.roundtrip, &w->roundtrip, sizeof e.roundtrip) != 0;
         bad |= invdl_model_gradient(sh->m, S, sh->x, sh->t, NULL, &e.loss, e.grad, e.grad_x) !=

@@ -94,6 +94,35 @@ static invdl_status dense_log_det(const invdl_params *p, size_t batch, const flo
     return INVDL_OK;
 }
 
+/* log|det W| has gradient W^-T with respect to W, and none for b or x.
+ * Column k of W^-T is W^-T e_k: the transposed solves of the inverse's
+ * backward pass (dense_kernels.c), BLOCK columns at a time in the staged
+ * lane layout, then dW[perm[i]][k] += batch scale c_i. */
+static int dense_log_det_grad(const invdl_params *p, size_t batch, const float *x, double scale,
+                              float *dx, double *dparams, double *scratch)
+{
+    const invdl_dense_kernels *k = invdl_dense_kernels_best();
+    const invdl_dense_factors *f = p->cache;
+    size_t n = p->width, ll = INVDL_DENSE_LANES_LD;
+    double coef = scale * (double)batch, *z = scratch;
+    (void)x, (void)dx;
+    if (dparams == NULL)
+        return 0;
+    for (size_t k0 = 0; k0 < n; k0 += INVDL_DENSE_BLOCK) {
+        size_t cnt = n - k0 < INVDL_DENSE_BLOCK ? n - k0 : INVDL_DENSE_BLOCK;
+        size_t lanes = invdl_dense_pad(cnt);
+        memset(z, 0, n * ll * sizeof *z);
+        for (size_t l = 0; l < cnt; l++)
+            z[(k0 + l) * ll + l] = 1.0;
+        k->solve(n, f->lu, 1, f->lu_ld, 0, 0, lanes, z, ll);
+        k->solve(n, f->lu, 1, f->lu_ld, 1, 1, lanes, z, ll);
+        for (size_t i = 0; i < n; i++)
+            for (size_t l = 0; l < cnt; l++)
+                dparams[f->perm[i] * n + k0 + l] += coef * z[i * ll + l];
+    }
+    return 0;
+}
+
 static double dense_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                          const float *out)
 {
@@ -116,6 +145,7 @@ const invdl_layer_ops invdl_dense_ops = {
     .apply = dense_apply,
     .backward = dense_backward,
     .log_det = dense_log_det,
+    .log_det_grad = dense_log_det_grad,
     .gain = dense_gain,
 };
 

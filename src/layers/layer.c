@@ -336,6 +336,58 @@ done:
     return st;
 }
 
+/* ---- log-determinants inside a model's passes ---------------------------- */
+
+static void negate(size_t n, double *v)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = -v[i];
+}
+
+invdl_status invdl_layer_run_log_det(const invdl_layer *l, int other, size_t batch,
+                                     const float *in, float *out, double *acc, double *scratch)
+{
+    const invdl_params *p = l->params;
+    int inverse = l->inverse ^ other;
+    invdl_status s1 = INVDL_OK, s2, s3 = INVDL_OK;
+    /* A forward map's Jacobian is taken at its input; an inverse map's is
+     * the reciprocal of the forward's at its output.  acc - v is formed as
+     * -((-acc) + v), which rounds to the same double. */
+    if (!inverse)
+        s1 = p->ops->log_det(p, batch, in, acc);
+    s2 = p->ops->apply(p, inverse, batch, in, out, scratch);
+    if (inverse) {
+        negate(batch, acc);
+        s3 = p->ops->log_det(p, batch, out, acc);
+        negate(batch, acc);
+    }
+    return s1 != INVDL_OK || s2 != INVDL_OK || s3 != INVDL_OK ? INVDL_EDOMAIN : INVDL_OK;
+}
+
+int invdl_layer_log_det_grad(const invdl_layer *l, size_t batch, const float *in,
+                             const float *out, double scale, float *dx, double *dparams,
+                             float *work, double *scratch)
+{
+    const invdl_params *p = l->params;
+    if (!l->inverse)
+        return p->ops->log_det_grad(p, batch, in, scale, dx, dparams, scratch);
+    /* g = f^-1 at y = in with x = g(y) = out: log|det g'(y)| = -LDf(x),
+     * LDf = log|det f'|.  So
+     *   d/dy      = -J_g(y)^T grad_x LDf(x),
+     *   d/dvalues = -(dLDf/dvalues at x + (grad_x LDf)^T dg/dvalues at y),
+     * and the kind's backward of g with dout = -scale grad_x LDf(x) gives
+     * the first and the last term at once. */
+    size_t n = batch * l->width;
+    memset(work, 0, n * sizeof *work);
+    if (!p->ops->log_det_grad(p, batch, out, -scale, work, dparams, scratch))
+        return 0;
+    p->ops->backward(p, 1, batch, in, out, work, work, dparams, scratch);
+    if (dx != NULL)
+        for (size_t i = 0; i < n; i++)
+            dx[i] = (float)((double)dx[i] + (double)work[i]);
+    return 1;
+}
+
 /* ---- helpers for the elementwise kinds -------------------------------- */
 
 static double row_max_abs(size_t width, const float *v)
@@ -421,6 +473,19 @@ invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, cons
         acc[s] += sum;
     }
     return st;
+}
+
+int invdl_elementwise_log_det_grad(const invdl_params *p, size_t batch, const float *x,
+                                   double scale, float *dx, double *dparams, double *scratch)
+{
+    /* log|det f'(x)| = sum_j log|f'(x_j)|: d/dx_j = f''(x_j)/f'(x_j). */
+    double (*dlog_fprime)(double) = elementwise_of(p)->dlog_fprime;
+    size_t n = batch * p->width;
+    (void)dparams, (void)scratch;
+    if (dx != NULL)
+        for (size_t i = 0; i < n; i++)
+            dx[i] = (float)((double)dx[i] + scale * dlog_fprime((double)x[i]));
+    return 1;
 }
 
 double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, const float *in,

@@ -154,6 +154,23 @@ static inline invdl_status invdl_layer_run(const invdl_layer *l, int other, size
     return p->ops->apply(p, l->inverse ^ other, batch, in, out, scratch);
 }
 
+/* invdl_layer_run(), and acc[s] += log|det J| of the direction run at
+ * in[s] (in double; the kind's log_det at the forward map's input, negated
+ * for the inverse map).  in == out allowed.  INVDL_OK or INVDL_EDOMAIN
+ * (everything written). */
+invdl_status invdl_layer_run_log_det(const invdl_layer *l, int other, size_t batch,
+                                     const float *in, float *out, double *acc, double *scratch);
+
+/* The log-det gradient of layer l in its own direction, given its input
+ * and output: dx += scale * d/din log|det J(in)| (dx may be NULL) and
+ * dparams += scale * d/dvalues (may be NULL), as the kind's log_det_grad
+ * says.  An inverse layer's is derived from its kind's log_det_grad and
+ * backward; `work` holds batch*width floats.  Returns 1 if dx was
+ * written. */
+int invdl_layer_log_det_grad(const invdl_layer *l, size_t batch, const float *in,
+                             const float *out, double scale, float *dx, double *dparams,
+                             float *work, double *scratch);
+
 /* ---- elementwise kinds ------------------------------------------------- */
 
 /* An elementwise kind is a kernel pair and the derivative of its forward
@@ -163,6 +180,7 @@ typedef struct invdl_elementwise {
     invdl_status (*forward)(size_t n, const float *x, float *y);
     invdl_status (*inverse)(size_t n, const float *y, float *x);
     double (*fprime)(double x); /* f'(x), even in x */
+    double (*dlog_fprime)(double x); /* d/dx log|f'(x)| = f''(x)/f'(x), odd in x */
     float xmax;                 /* forward inputs beyond this are outside the domain */
 } invdl_elementwise;
 
@@ -175,6 +193,8 @@ void invdl_elementwise_backward(const invdl_params *p, int inverse, size_t batch
                                 float *din, double *dparams, double *scratch);
 invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, const float *x,
                                        double *acc);
+int invdl_elementwise_log_det_grad(const invdl_params *p, size_t batch, const float *x,
+                                   double scale, float *dx, double *dparams, double *scratch);
 double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                               const float *out);
 

@@ -95,6 +95,27 @@ static invdl_status mprelu_log_det(const invdl_params *p, size_t batch, const fl
     return INVDL_OK;
 }
 
+/* log|det f'(x)| = sum over x_j < 0 of log a_j: d/dalpha_j = da/dalpha / a
+ * per negative input, and nothing for x (the hinge, where the log-det
+ * jumps, has no gradient term). */
+static int mprelu_log_det_grad(const invdl_params *p, size_t batch, const float *x, double scale,
+                               float *dx, double *dparams, double *scratch)
+{
+    size_t width = p->width;
+    (void)dx;
+    if (dparams == NULL)
+        return 0;
+    const double *a = scratch, *da = scratch + width;
+    mprelu_slopes(p, scratch);
+    for (size_t j = 0; j < width; j++) {
+        size_t negative = 0;
+        for (size_t s = 0; s < batch; s++)
+            negative += x[s * width + j] < 0.0f;
+        dparams[j] += scale * (double)negative * da[j] / a[j];
+    }
+    return 0;
+}
+
 static double mprelu_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                           const float *out)
 {
@@ -129,6 +150,7 @@ const invdl_layer_ops invdl_mprelu_ops = {
     .apply = mprelu_apply,
     .backward = mprelu_backward,
     .log_det = mprelu_log_det,
+    .log_det_grad = mprelu_log_det_grad,
     .gain = mprelu_gain,
 };
 

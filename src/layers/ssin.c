@@ -12,8 +12,18 @@ static double ssin_prime(double x)
     return sin(a) + a * cos(a);
 }
 
+/* f''(x) = sign(x) (2 cos|x| - |x| sin|x|), so
+ * d/dx log|f'(x)| = sign(x) (2 cos a - a sin a) / (sin a + a cos a), a = |x|:
+ * about 1/x near 0, unbounded at x = 0 and at |x| = T. */
+static double ssin_dlog_prime(double x)
+{
+    double a = fabs(x);
+    double r = (2.0 * cos(a) - a * sin(a)) / (sin(a) + a * cos(a));
+    return signbit(x) ? -r : r;
+}
+
 static const invdl_elementwise ssin = {
-    invdl_ssin_forward, invdl_ssin_inverse, ssin_prime, INVDL_SSIN_XMAX,
+    invdl_ssin_forward, invdl_ssin_inverse, ssin_prime, ssin_dlog_prime, INVDL_SSIN_XMAX,
 };
 
 const invdl_layer_ops invdl_ssin_ops = {
@@ -24,6 +34,7 @@ const invdl_layer_ops invdl_ssin_ops = {
     .apply = invdl_elementwise_apply,
     .backward = invdl_elementwise_backward,
     .log_det = invdl_elementwise_log_det,
+    .log_det_grad = invdl_elementwise_log_det_grad,
     .gain = invdl_elementwise_gain,
     .data = &ssin,
 };

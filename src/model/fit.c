@@ -1,6 +1,12 @@
 /*
- * fit.c - SGD on mean squared error (Keras semantics), with stored or
- * memory-saving backprop.
+ * fit.c - SGD or Adam on mean squared error or a flow's negative
+ * log-likelihood (Keras semantics), with stored or memory-saving backprop.
+ *
+ * The negative log-likelihood of a batch is the mean of
+ *     0.5 |z|^2 + (width/2) log(2 pi) - sum over layers of log|det J_l|,
+ * so its backward pass seeds dL/dz = z / batch and adds, at each layer on
+ * the way down, -1/batch times the gradient of that layer's log-det with
+ * respect to its input and its parameters (layer.h, log_det_grad).
  *
  * Stored backprop keeps every layer's input for the backward pass: depth+1
  * activation arrays per batch.  Memory-saving backprop (RevNet, memcnn)
@@ -42,7 +48,29 @@ invdl_fit_options invdl_fit_defaults(void)
     o.checkpoint_every = 0;
     o.max_gain = 1e4f;
     o.report = NULL;
+    o.loss = INVDL_LOSS_MSE;
+    o.optimizer = INVDL_OPTIMIZER_SGD;
+    o.beta_1 = 0.9f;
+    o.beta_2 = 0.999f;
+    o.epsilon = 1e-7f;
     return o;
+}
+
+invdl_fit_options invdl_fit_defaults_adam(void)
+{
+    invdl_fit_options o = invdl_fit_defaults();
+    o.optimizer = INVDL_OPTIMIZER_ADAM;
+    o.learning_rate = 0.001f;
+    return o;
+}
+
+/* Adam takes none of SGD's momentum options; beta_1 and beta_2 in [0, 1)
+ * and epsilon > 0 keep lr_t and the step finite. */
+static int bad_adam(const invdl_fit_options *o)
+{
+    return o->momentum != 0.0f || o->nesterov != 0 || !(o->beta_1 >= 0.0f && o->beta_1 < 1.0f) ||
+           !(o->beta_2 >= 0.0f && o->beta_2 < 1.0f) || !(o->epsilon > 0.0f) ||
+           !isfinite(o->epsilon);
 }
 
 static int bad_options(const invdl_fit_options *o)
@@ -50,7 +78,24 @@ static int bad_options(const invdl_fit_options *o)
     return !(o->learning_rate >= 0.0f) || !isfinite(o->learning_rate) ||
            !(o->momentum >= 0.0f) || !isfinite(o->momentum) || o->batch_size == 0 ||
            !(o->global_clipnorm >= 0.0f) || (o->nesterov != 0 && o->nesterov != 1) ||
-           (o->memory_saving != 0 && o->memory_saving != 1) || !(o->max_gain >= 1.0f);
+           (o->memory_saving != 0 && o->memory_saving != 1) || !(o->max_gain >= 1.0f) ||
+           (o->loss != INVDL_LOSS_MSE && o->loss != INVDL_LOSS_NLL) ||
+           (o->optimizer != INVDL_OPTIMIZER_SGD && o->optimizer != INVDL_OPTIMIZER_ADAM) ||
+           (o->optimizer == INVDL_OPTIMIZER_ADAM && bad_adam(o));
+}
+
+/* Whether the loss reads log|det J| and needs its gradient: the negative
+ * log-likelihood does, and through it every dense layer's LU factors
+ * (log|det W| and W^-T) at every step. */
+static int loss_needs_log_det(const invdl_fit_options *o)
+{
+    return o->loss == INVDL_LOSS_NLL;
+}
+
+/* Targets are read by mean squared error only. */
+static int bad_targets(const invdl_fit_options *o, const float *y)
+{
+    return y == NULL && o->loss == INVDL_LOSS_MSE;
 }
 
 /* Everything one batch's forward and backward passes need, allocated once
@@ -66,6 +111,8 @@ typedef struct trainer {
     double *grad;                /* [nparams] */
     double *scratch;             /* invdl_scratch_new(width) */
     float *dout, *din;           /* [chunk] activation gradients */
+    double *log_det;             /* NLL: [cap] log|det J| of the batch's samples */
+    float *ld_work;              /* NLL: [chunk] for the inverse layers' log-det gradients */
     float *acts;                 /* stored mode: [(depth+1)*chunk], lazily */
     float *work[2];              /* memory saving: [chunk] each */
     float **pool;                /* memory saving: stored inputs, grown on demand */
@@ -83,6 +130,8 @@ static void trainer_free(trainer *t)
     invdl_free(t->scratch);
     invdl_free(t->dout);
     invdl_free(t->din);
+    invdl_free(t->log_det);
+    invdl_free(t->ld_work);
     invdl_free(t->acts);
     invdl_free(t->work[0]);
     invdl_free(t->work[1]);
@@ -128,6 +177,12 @@ static invdl_status trainer_init(trainer *t, const invdl_model *m, const invdl_f
         if (t->work[0] == NULL || t->work[1] == NULL)
             return INVDL_ENOMEM;
     }
+    if (loss_needs_log_det(opt)) {
+        t->log_det = invdl_alloc_array(cap, sizeof *t->log_det);
+        t->ld_work = invdl_alloc_array(t->chunk, sizeof *t->ld_work);
+        if (t->log_det == NULL || t->ld_work == NULL)
+            return INVDL_ENOMEM;
+    }
     return INVDL_OK;
 }
 
@@ -150,7 +205,52 @@ static double loss_and_seed(size_t n, const float *pred, const float *y, float *
     return sum / (double)n;
 }
 
-/* Backward through layer l given its input and output; dout -> din. */
+/* The negative log-likelihood of a batch from its outputs z and the
+ * log-dets in t->log_det, and dL/dz = z / batch into dout.  A sample
+ * outside a layer's domain (forward == INVDL_EDOMAIN) has density 0: the
+ * loss is then +inf. */
+static double nll_and_seed(const trainer *t, size_t batch, const float *z,
+                           invdl_status forward, float *dout)
+{
+    size_t w = t->width;
+    double sum = 0.0;
+    for (size_t s = 0; s < batch; s++) {
+        sum -= invdl_flow_log_prob(w, z + s * w, t->log_det[s]);
+        for (size_t j = 0; j < w; j++)
+            dout[s * w + j] = (float)((double)z[s * w + j] / (double)batch);
+    }
+    return forward == INVDL_EDOMAIN ? (double)INFINITY : sum / (double)batch;
+}
+
+/* The batch's loss from its outputs z (and targets y for MSE), seeding
+ * dL/dz into t->dout.  forward: the status of the forward pass. */
+static double loss_of_batch(trainer *t, size_t batch, const float *z, const float *y,
+                            invdl_status forward)
+{
+    if (loss_needs_log_det(t->opt))
+        return nll_and_seed(t, batch, z, forward, t->dout);
+    return loss_and_seed(batch * t->width, z, y, t->dout);
+}
+
+/* Layer l of the forward pass, in to out (in place allowed), adding its
+ * log-dets to t->log_det when the loss needs them. */
+static invdl_status forward_layer(trainer *t, size_t l, size_t batch, const float *in, float *out)
+{
+    const invdl_layer *layer = t->model->layers[l];
+    if (loss_needs_log_det(t->opt))
+        return invdl_layer_run_log_det(layer, 0, batch, in, out, t->log_det, t->scratch);
+    return invdl_layer_run(layer, 0, batch, in, out, t->scratch);
+}
+
+/* Starts a batch's forward pass. */
+static void forward_begin(trainer *t, size_t batch)
+{
+    if (loss_needs_log_det(t->opt))
+        memset(t->log_det, 0, batch * sizeof *t->log_det);
+}
+
+/* Backward through layer l given its input and output; dout -> din, plus
+ * the layer's log-det terms when the loss has them. */
 static void layer_backward(trainer *t, size_t l, size_t batch, const float *in, const float *out)
 {
     const invdl_layer *layer = t->model->layers[l];
@@ -160,6 +260,9 @@ static void layer_backward(trainer *t, size_t l, size_t batch, const float *in, 
     float *swap = t->dout;
     t->dout = t->din;
     t->din = swap;
+    if (loss_needs_log_det(t->opt))
+        (void)invdl_layer_log_det_grad(layer, batch, in, out, -1.0 / (double)batch, t->dout, dp,
+                                       t->ld_work, t->scratch);
 }
 
 static invdl_status stored_pass(trainer *t, size_t batch, const float *x, const float *y,
@@ -178,13 +281,13 @@ static invdl_status stored_pass(trainer *t, size_t batch, const float *x, const 
     float *a = t->acts;
     invdl_status st = INVDL_OK;
     memcpy(a, x, n * sizeof *a);
+    forward_begin(t, batch);
     for (size_t l = 0; l < t->depth; l++) {
-        invdl_status s = invdl_layer_run(t->model->layers[l], 0, batch, a + l * n,
-                                         a + (l + 1) * n, t->scratch);
+        invdl_status s = forward_layer(t, l, batch, a + l * n, a + (l + 1) * n);
         if (s != INVDL_OK)
             st = s;
     }
-    *loss = loss_and_seed(n, a + t->depth * n, y, t->dout);
+    *loss = loss_of_batch(t, batch, a + t->depth * n, y, st);
     for (size_t l = t->depth; l-- > 0;)
         layer_backward(t, l, batch, a + l * n, a + (l + 1) * n);
     return st;
@@ -227,10 +330,11 @@ static invdl_status saving_pass(trainer *t, size_t batch, const float *x, const 
     float *out = t->work[0];
     *failed = 0;
     *forward_status = INVDL_OK;
+    forward_begin(t, batch);
     for (size_t l = 0; l < t->depth; l++) {
         const invdl_layer *layer = t->model->layers[l];
         const invdl_params *p = layer->params;
-        invdl_status s = invdl_layer_run(layer, 0, batch, in, out, t->scratch);
+        invdl_status s = forward_layer(t, l, batch, in, out);
         int store = 0;
         if (s != INVDL_OK) {
             *forward_status = s;
@@ -260,7 +364,7 @@ static invdl_status saving_pass(trainer *t, size_t batch, const float *x, const 
     }
     note_bytes(t, 3 + used, n);
     t->stored_inputs += used;
-    *loss = loss_and_seed(n, in, y, t->dout);
+    *loss = loss_of_batch(t, batch, in, y, *forward_status);
 
     /* Down the chain: `in` holds layer l's output, rebuild its input. */
     const float *top = in;
@@ -334,7 +438,7 @@ invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float 
     invdl_fit_options defaults = invdl_fit_defaults();
     const invdl_fit_options *o = options != NULL ? options : &defaults;
     size_t n;
-    if (model == NULL || batch == 0 || x == NULL || y == NULL || loss == NULL ||
+    if (model == NULL || batch == 0 || x == NULL || bad_targets(o, y) || loss == NULL ||
         !invdl_mul_size(batch, model->width, &n) || n > INVDL_MAX_ELEMS || bad_options(o) ||
         (invdl_model_param_count(model) > 0 && param_grad == NULL))
         return INVDL_EINVAL;
@@ -378,11 +482,26 @@ static void sgd_step(const invdl_fit_options *o, size_t np, const float *cur, co
     }
 }
 
+/* Step t (from 1) of Adam from cur to next, with its moments m and v. */
+static void adam_step(const invdl_fit_options *o, size_t np, const float *cur, const double *grad,
+                      double scale, size_t t, double *m, double *v, float *next)
+{
+    double b1 = (double)o->beta_1, b2 = (double)o->beta_2, eps = (double)o->epsilon;
+    double lr_t = (double)o->learning_rate * sqrt(1.0 - pow(b2, (double)t)) /
+                  (1.0 - pow(b1, (double)t));
+    for (size_t i = 0; i < np; i++) {
+        double g = grad[i] * scale;
+        m[i] = b1 * m[i] + (1.0 - b1) * g;
+        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+        next[i] = (float)((double)cur[i] - lr_t * m[i] / (sqrt(v[i]) + eps));
+    }
+}
+
 /* A loss counts as finite when the float it is reported as is: a sum of
  * squares can overflow float while double still holds it. */
 static int loss_is_finite(double loss)
 {
-    return loss >= 0.0 && loss <= (double)FLT_MAX;
+    return fabs(loss) <= (double)FLT_MAX;
 }
 
 /* Mean loss of the model on all n samples (epochs == 0, divergence). */
@@ -392,9 +511,13 @@ static invdl_status evaluate(trainer *t, size_t n, const float *x, const float *
     float *buf = t->din;
     for (size_t start = 0; start < n; start += t->cap) {
         size_t b = n - start < t->cap ? n - start : t->cap, k = b * t->width;
+        invdl_status fst = INVDL_OK;
         memcpy(buf, x + start * t->width, k * sizeof *buf);
-        (void)invdl_model_run(t->model, 0, b, buf, t->scratch);
-        sum += loss_and_seed(k, buf, y + start * t->width, t->dout) * (double)b;
+        forward_begin(t, b);
+        for (size_t l = 0; l < t->depth; l++)
+            if (forward_layer(t, l, b, buf, buf) != INVDL_OK)
+                fst = INVDL_EDOMAIN;
+        sum += loss_of_batch(t, b, buf, y != NULL ? y + start * t->width : NULL, fst) * (double)b;
     }
     *loss = sum / (double)n;
     return INVDL_OK;
@@ -421,7 +544,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     invdl_fit_options defaults = invdl_fit_defaults();
     const invdl_fit_options *o = options != NULL ? options : &defaults;
     size_t total;
-    if (model == NULL || n == 0 || x == NULL || y == NULL || bad_options(o) ||
+    if (model == NULL || n == 0 || x == NULL || bad_targets(o, y) || bad_options(o) ||
         !invdl_mul_size(n, model->width, &total))
         return INVDL_EINVAL;
 
@@ -430,6 +553,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     size_t *order = NULL;
     float *xb = NULL, *yb = NULL, *velocity = NULL, *initial = NULL, *good = NULL, *next = NULL;
     float *epoch_start = NULL;
+    double *moments = NULL;
     invdl_status st = trainer_init(&t, model, o, cap);
     if (st != INVDL_OK)
         goto done;
@@ -446,6 +570,12 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     if (order == NULL || xb == NULL || yb == NULL || velocity == NULL || initial == NULL ||
         good == NULL || next == NULL || epoch_start == NULL)
         goto done;
+    if (o->optimizer == INVDL_OPTIMIZER_ADAM) {
+        /* m then v, both starting at 0. */
+        moments = invdl_calloc_array(np, 2 * sizeof *moments);
+        if (moments == NULL)
+            goto done;
+    }
     gather(&t, initial);
     memcpy(good, initial, np * sizeof *good);
 
@@ -470,10 +600,11 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
             size_t b = n - start < cap ? n - start : cap;
             for (size_t s = 0; s < b; s++) {
                 memcpy(xb + s * w, x + order[start + s] * w, w * sizeof *xb);
-                memcpy(yb + s * w, y + order[start + s] * w, w * sizeof *yb);
+                if (y != NULL)
+                    memcpy(yb + s * w, y + order[start + s] * w, w * sizeof *yb);
             }
             double loss;
-            invdl_status s = batch_gradient(&t, b, xb, yb, &loss);
+            invdl_status s = batch_gradient(&t, b, xb, y != NULL ? yb : NULL, &loss);
             if (s == INVDL_ENOMEM) {
                 (void)invdl_params_assign_all(t.blocks, t.nblocks, initial);
                 st = INVDL_ENOMEM;
@@ -483,7 +614,8 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 /* The current parameters gave a non-finite loss or
                  * gradient: go back to parameters that give a finite loss
                  * on all the data. */
-                epoch_loss = isnan(loss) || loss_is_finite(loss) ? (double)NAN : (double)INFINITY;
+                epoch_loss = isnan(loss) || loss_is_finite(loss) ? (double)NAN
+                                                                 : copysign((double)INFINITY, loss);
                 st = INVDL_EDIVERGED;
                 break;
             }
@@ -497,7 +629,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 if (norm > (double)o->global_clipnorm)
                     scale = (double)o->global_clipnorm / norm;
             }
-            sgd_step(o, np, good, t.grad, scale, velocity, next);
+            if (o->optimizer == INVDL_OPTIMIZER_ADAM)
+                adam_step(o, np, good, t.grad, scale, steps + 1, moments, moments + np, next);
+            else
+                sgd_step(o, np, good, t.grad, scale, velocity, next);
             invdl_status a = invdl_params_assign_all(t.blocks, t.nblocks, next);
             if (a != INVDL_OK) {
                 /* Non-finite values (divergence), or a singular W: nothing
@@ -534,6 +669,7 @@ done:
     invdl_free(good);
     invdl_free(next);
     invdl_free(epoch_start);
+    invdl_free(moments);
     trainer_free(&t);
     return st;
 }

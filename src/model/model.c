@@ -150,35 +150,21 @@ invdl_status invdl_model_log_det(invdl_model *model, size_t batch, const float *
         return INVDL_EINVAL;
     if (n == 0)
         return INVDL_OK;
-    size_t width = model->width;
     float *cur = invdl_alloc_array(n, sizeof *cur);
     double *acc = invdl_calloc_array(batch, sizeof *acc);
-    double *part = invdl_alloc_array(batch, sizeof *part);
-    double *scratch = invdl_scratch_new(width);
+    double *scratch = invdl_scratch_new(model->width);
     invdl_status st = INVDL_ENOMEM;
-    if (cur == NULL || acc == NULL || part == NULL || scratch == NULL)
+    if (cur == NULL || acc == NULL || scratch == NULL)
         goto done;
     memcpy(cur, in, n * sizeof *cur);
     st = INVDL_OK;
-    for (size_t i = 0; i < model->depth; i++) {
-        const invdl_layer *l = model->layers[i];
-        const invdl_params *p = l->params;
-        /* A forward layer's Jacobian is taken at its input; an inverse
-         * layer's is the reciprocal of the forward's at its output. */
-        memset(part, 0, batch * sizeof *part);
-        invdl_status s1 = l->inverse ? INVDL_OK : p->ops->log_det(p, batch, cur, part);
-        invdl_status s2 = invdl_layer_run(l, 0, batch, cur, cur, scratch);
-        invdl_status s3 = l->inverse ? p->ops->log_det(p, batch, cur, part) : INVDL_OK;
-        for (size_t s = 0; s < batch; s++)
-            acc[s] += l->inverse ? -part[s] : part[s];
-        if (s1 != INVDL_OK || s2 != INVDL_OK || s3 != INVDL_OK)
+    for (size_t i = 0; i < model->depth; i++)
+        if (invdl_layer_run_log_det(model->layers[i], 0, batch, cur, cur, acc, scratch) != INVDL_OK)
             st = INVDL_EDOMAIN;
-    }
     for (size_t s = 0; s < batch; s++)
         log_det[s] = (float)acc[s];
 done:
     invdl_free(scratch);
-    invdl_free(part);
     invdl_free(acc);
     invdl_free(cur);
     return st;

@@ -26,4 +26,16 @@ invdl_status invdl_model_blocks(const invdl_model *model, invdl_params ***blocks
 invdl_status invdl_model_run(const invdl_model *model, int backwards, size_t batch, float *out,
                              double *scratch);
 
+/* log p(x) of a flow at one sample from its output z[width] and its
+ * log|det J| (invdl.h, Flows): -0.5 |z|^2 - (width/2) log(2 pi) + log_det,
+ * in double. */
+static inline double invdl_flow_log_prob(size_t width, const float *z, double log_det)
+{
+    const double half_log_2pi = 0.91893853320467274178;
+    double sq = 0.0;
+    for (size_t j = 0; j < width; j++)
+        sq += (double)z[j] * (double)z[j];
+    return -0.5 * sq - (double)width * half_log_2pi + log_det;
+}
+
 #endif /* INVDL_MODEL_H */

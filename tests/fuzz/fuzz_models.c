@@ -1,13 +1,14 @@
 /*
  * fuzz_models.c - random models from the bytes: their inverse models,
- * files and training.
+ * files, log-densities, samples and training.
  *
  * The bytes choose a width (1..8), up to 12 layers (signed sin, abs-tanh,
  * PReLU with a chosen alpha_min, dense; inverse-direction layers; layers
  * linked to earlier ones), edits of single parameters (any float: refused
  * when not finite or when W turns singular, the block then unchanged), a
  * batch of inputs (raw bit patterns or values in a range), and optionally
- * a short training run (any optimiser settings, stored or memory-saving).
+ * a short training run (SGD or Adam, mean squared error or the negative
+ * log-likelihood, any settings, stored or memory-saving).
  *
  * Invariants, before and after training:
  *   - predict is the chain of its layers, bit for bit and status for
@@ -50,6 +51,13 @@
  *     model, bit-identical outputs of the loaded model, of its inverse
  *     model and of the saved-and-loaded inverse model;
  *   - log-determinants run (status OK or EDOMAIN);
+ *   - log_prob: status OK or EDOMAIN; each sample's value and status are
+ *     what it gets alone (-inf exactly where a sample alone is
+ *     INVDL_EDOMAIN); where everything is finite, log_prob equals
+ *     -0.5 |y|^2 - (width/2) log(2 pi) + log_det, y = predict(x), within
+ *     the two float roundings (log_det's and log_prob's);
+ *   - sample: status OK or EDOMAIN, the same bits twice, and its first
+ *     sample what a call for one sample draws;
  *   - training returns OK, EDIVERGED or ESINGULAR, and leaves finite
  *     parameters that the forward and inverse models share.
  */
@@ -356,6 +364,45 @@ static invdl_status chain(invdl_model *m, size_t batch, float *v, float **steps,
     return st;
 }
 
+/* log_prob against each sample alone and against y = predict(x) and the
+ * log-dets ld (status sd); sampling's determinism. */
+static void check_flow(invdl_model *m, size_t batch, const float *x, const float *y,
+                       const float *ld, invdl_status sd)
+{
+    size_t n = invdl_model_width(m);
+    float lp[MAX_BATCH], one;
+    invdl_status sp = invdl_model_log_prob(m, batch, x, lp);
+    FUZZ_CHECK(ok_or_domain(sp));
+    int any_outside = 0;
+    for (size_t s = 0; s < batch; s++) {
+        invdl_status alone = invdl_model_log_prob(m, 1, x + s * n, &one);
+        FUZZ_CHECK(ok_or_domain(alone) && same_float(one, lp[s]));
+        if (alone == INVDL_EDOMAIN) {
+            FUZZ_CHECK(isinf(lp[s]) && lp[s] < 0.0f);
+            any_outside = 1;
+        }
+        if (sd != INVDL_OK || !isfinite(lp[s]) || !isfinite(ld[s]) || !all_finite(n, y + s * n))
+            continue;
+        double sq = 0.0;
+        for (size_t j = 0; j < n; j++)
+            sq += (double)y[s * n + j] * (double)y[s * n + j];
+        double want = -0.5 * sq - 0.91893853320467274 * (double)n + (double)ld[s];
+        /* ld and lp are each one float rounding of their double values. */
+        double slack = 0x1p-24 * (fabs((double)ld[s]) + fabs((double)lp[s])) + 0x1p-148 +
+                       0x1p-50 * (sq + (double)n);
+        FUZZ_CHECK(fabs((double)lp[s] - want) <= slack);
+    }
+    FUZZ_CHECK((sp == INVDL_EDOMAIN) == any_outside);
+
+    float a[MAX_BATCH * MAX_W], b[MAX_BATCH * MAX_W];
+    invdl_status s1 = invdl_model_sample(m, batch, 99, a);
+    FUZZ_CHECK(ok_or_domain(s1));
+    FUZZ_CHECK(invdl_model_sample(m, batch, 99, b) == s1);
+    FUZZ_CHECK(memcmp(a, b, batch * n * sizeof *a) == 0);
+    FUZZ_CHECK(ok_or_domain(invdl_model_sample(m, 1, 99, b)));
+    FUZZ_CHECK(memcmp(a, b, n * sizeof *a) == 0);
+}
+
 static void check_model(invdl_model *m, invdl_model *inv, size_t batch, const float *x)
 {
     size_t n = invdl_model_width(m), depth = invdl_model_depth(m), nw = batch * n;
@@ -433,8 +480,10 @@ static void check_model(invdl_model *m, invdl_model *inv, size_t batch, const fl
     free(bytes);
 
     float ld[MAX_BATCH];
-    FUZZ_CHECK(ok_or_domain(invdl_model_log_det(m, batch, x, ld)));
     FUZZ_CHECK(ok_or_domain(invdl_model_log_det(inv, batch, y, ld)));
+    invdl_status sd = invdl_model_log_det(m, batch, x, ld);
+    FUZZ_CHECK(ok_or_domain(sd));
+    check_flow(m, batch, x, y, ld, sd);
 
     for (size_t l = 0; l <= depth; l++) {
         free(u[l]);
@@ -538,13 +587,21 @@ static void train(fuzz_bytes *b, invdl_model *m, invdl_model *inv, size_t batch,
     o.epochs = 1u + ((g >> 2) & 1u);
     o.checkpoint_every = (g >> 3) & 3u;
     o.seed = g;
+    /* Adam takes none of SGD's momentum options. */
+    uint8_t h = take_u8(b);
+    o.loss = h & 1u ? INVDL_LOSS_NLL : INVDL_LOSS_MSE;
+    if (h & 2u) {
+        o.optimizer = INVDL_OPTIMIZER_ADAM;
+        o.momentum = 0.0f;
+        o.nesterov = 0;
+    }
     float *target = malloc(nw * sizeof *target);
     FUZZ_CHECK(target != NULL);
     for (size_t i = 0; i < nw; i++)
         target[i] = 0.5f * x[i];
     float loss;
-    invdl_status st = invdl_model_fit(inv != NULL && (g & 0x80u) ? inv : m, batch, x, target,
-                                      &o, &loss);
+    invdl_status st = invdl_model_fit(inv != NULL && (g & 0x80u) ? inv : m, batch, x,
+                                      o.loss == INVDL_LOSS_NLL ? NULL : target, &o, &loss);
     FUZZ_CHECK(st == INVDL_OK || st == INVDL_EDIVERGED || st == INVDL_ESINGULAR);
     float *p = malloc((np + 1) * sizeof *p), *q = malloc((np + 1) * sizeof *q);
     FUZZ_CHECK(p != NULL && q != NULL);

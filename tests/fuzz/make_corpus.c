@@ -5,7 +5,8 @@
  *           inverse model, an empty model);
  * kernels/: one input per kernel and direction, data of every mode;
  * models/:  models of several widths and depths, with parameter edits,
- *           raw-bit inputs and training.
+ *           raw-bit inputs and training (SGD and Adam, squared error and
+ *           the negative log-likelihood).
  * The files are committed; this program documents where they came from.
  */
 #include <stdint.h>
@@ -205,6 +206,27 @@ static int models_corpus(const char *dir)
     inputs(&e, 4, 5, 8, 15);
     u8(&e, 1 | 4 | 8 | 0x20), u8(&e, 0x80 | 3);
     ok &= write_file(dir, "w4-inverse-trained", e.buf, e.size);
+
+    /* Width 2, dense, abs-tanh, dense: a flow trained on the negative
+     * log-likelihood with Adam and memory-saving backprop. */
+    e.size = 0;
+    u8(&e, 1), u8(&e, 3);
+    op(&e, 3, 13), op(&e, 1, 0), op(&e, 3, 14);
+    u8(&e, 0);
+    inputs(&e, 2, 8, 8, 17);
+    u8(&e, 2 | 0x10), u8(&e, 3 | 4), u8(&e, 1 | 2);
+    ok &= write_file(dir, "w2-flow-nll-adam", e.buf, e.size);
+
+    /* Width 3, signed sin then dense: the image is bounded, so sampling
+     * draws again; trained on the negative log-likelihood with SGD,
+     * clipped. */
+    e.size = 0;
+    u8(&e, 2), u8(&e, 2);
+    op(&e, 0, 0), op(&e, 3, 15);
+    u8(&e, 0);
+    inputs(&e, 3, 6, 8 | 1, 18);
+    u8(&e, 1 | 0x20), u8(&e, 1), u8(&e, 1);
+    ok &= write_file(dir, "w3-ssin-flow-nll", e.buf, e.size);
 
     /* An empty model. */
     e.size = 0;
