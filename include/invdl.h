@@ -592,7 +592,16 @@ INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t bat
 /*! invdl_model_save() :
  *  Writes the model to a temporary file in path's directory, syncs it and
  *  renames it over path, so that path holds either the old file or the
- *  whole new one.
+ *  whole new one.  The temporary file's name is ".invdl-tmp-" and 12
+ *  random characters whatever the length of path's own name, so any name
+ *  the file system accepts can be saved to.
+ *  Permissions: a new file gets the mode fopen() would give it, 0666 less
+ *  the process's umask (or as the directory's default ACL says): the file
+ *  is created with open(O_CREAT | O_EXCL, 0666) and the umask is never
+ *  read or changed, so saves in several threads at once do not disturb
+ *  each other or other threads creating files.  A file that is replaced
+ *  keeps its permission bits (chmod'ed onto the temporary file before
+ *  anything is written); being a new file, it is owned by the caller.
  *  @return : INVDL_OK; INVDL_EINVAL; INVDL_EIO (the file could not be
  *            written whole: disk full, directory missing or not writable,
  *            `path` a directory; an existing file at `path` is left intact
