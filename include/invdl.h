@@ -454,7 +454,12 @@ typedef struct invdl_roundtrip {
 /*! invdl_model_roundtrip() :
  *  Measures both errors on x[batch][width] and y[batch][width]; y may be
  *  NULL, meaning y = f(x).  NaN in a result means some value was lost
- *  (e.g. outside a domain).
+ *  (e.g. outside a domain).  Infinite values count like any other: one
+ *  that comes back as the same infinity differs by 0, one that comes back
+ *  as anything else by inf (the error is then inf); the scales max|x| and
+ *  max|y| are taken over the finite values only (0 when there are none:
+ *  a difference of 0 still gives 0), so an infinity next to finite values
+ *  neither hides their errors nor makes them NaN.
  *  @return : INVDL_OK; INVDL_EDOMAIN (some stage met an input outside its
  *            domain; *report filled); INVDL_EINVAL (NULL model, x or
  *            report); INVDL_ENOMEM. */
@@ -604,7 +609,8 @@ INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t bat
  *  anything is written); being a new file, it is owned by the caller.
  *  @return : INVDL_OK; INVDL_EINVAL; INVDL_EIO (the file could not be
  *            written whole: disk full, directory missing or not writable,
- *            `path` a directory; an existing file at `path` is left intact
+ *            `path` a directory or a name the file system refuses (longer
+ *            than NAME_MAX, say); an existing file at `path` is left intact
  *            and the temporary file removed); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_save(const invdl_model *model, const char *path);
 

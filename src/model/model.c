@@ -262,17 +262,22 @@ invdl_status invdl_model_set_params(invdl_model *model, size_t count, const floa
 
 /* ---- round trips --------------------------------------------------------- */
 
-/* max|a - b| / max|ref| over n floats, in double; NaN if any difference is
- * NaN, and 0/0 counts as 0. */
+/* max|a - b| / max|ref| over n floats, in double.  Equal values differ by
+ * 0, the same infinity included (inf - inf would be NaN), and an infinity
+ * against anything else by inf; the scale is max|ref| over the finite ref
+ * only, so an infinity neither hides the other errors nor turns them into
+ * NaN.  NaN if any difference is NaN (a value was lost), and 0/0 counts as
+ * 0. */
 static float relative_gap(size_t n, const float *a, const float *b, const float *ref)
 {
     double gap = 0.0, scale = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
+        double d = a[i] == b[i] ? 0.0 : fabs((double)a[i] - (double)b[i]);
         if (d > gap || d != d)
             gap = d;
         double r = fabs((double)ref[i]);
-        scale = r > scale ? r : scale;
+        if (r > scale && isfinite(r))
+            scale = r;
     }
     if (gap != gap)
         return NAN;
