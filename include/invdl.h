@@ -549,10 +549,14 @@ invdl_fit_options invdl_fit_defaults(void);
  *  defaults.  Bad options: learning_rate or momentum negative or not
  *  finite, batch_size 0, global_clipnorm negative or NaN, memory_saving
  *  other than 0 or 1, max_gain NaN or below 1.  epochs 0 trains nothing
- *  and reports the current loss.
+ *  and reports the current loss.  learning_rate 0 never moves a parameter,
+ *  whatever the gradient (infinite or NaN included): such a fit only
+ *  evaluates, and only a non-finite loss makes it diverge.
  *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument: NULL model or
  *            data, n == 0; model unchanged); INVDL_EDIVERGED (a batch met a
- *            non-finite loss or gradient: the parameters are restored to
+ *            non-finite loss or gradient, or a step would leave a parameter
+ *            non-finite, as a gradient past FLT_MAX times a learning rate
+ *            above 0 does: the parameters are restored to
  *            the latest of these with a finite loss over all n samples:
  *            those of the last batch whose loss was finite, those at the
  *            start of the epoch, the initial ones; the initial ones if
@@ -562,7 +566,9 @@ invdl_fit_options invdl_fit_defaults(void);
  *            (model unchanged).
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras
- *            reports it); after INVDL_EDIVERGED, the non-finite loss. */
+ *            reports it); after INVDL_EDIVERGED, the non-finite loss
+ *            (NaN when the loss was finite and a gradient or a step was
+ *            not). */
 INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x,
                                              const float *y, const invdl_fit_options *options,
                                              float *final_loss /* may be NULL */);
@@ -573,8 +579,15 @@ INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const
  *  as invdl_model_get_params()) and, if input_grad is not NULL, to x.
  *  options (may be NULL) selects stored or memory-saving backprop as in
  *  invdl_model_fit(); its report, if any, is filled.  Reads the model only.
+ *  The gradient is formed in double and rounded to float once per value,
+ *  so a component can exceed FLT_MAX (e.g. mprelu's dL/dalpha = dL/dy * x
+ *  with x near FLT_MAX): that, or a non-finite loss, is reported, never
+ *  returned as an inf with INVDL_OK.
  *  @return : INVDL_OK; INVDL_EDOMAIN (a layer met an input outside its
- *            invertible domain; all results written); INVDL_EINVAL;
+ *            invertible domain; all results written); INVDL_EDIVERGED (the
+ *            loss or some gradient value is not finite as a float: past
+ *            FLT_MAX, or from non-finite data; all results written, inf or
+ *            NaN there; takes precedence over INVDL_EDOMAIN); INVDL_EINVAL;
  *            INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t batch,
                                                   const float *x, const float *y,

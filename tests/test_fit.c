@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,51 @@ static void test_divergence_past_float_range(void **state)
     o.epochs = 0;
     assert_int_equal(invdl_model_fit(m, S, x, t, &o, &loss), INVDL_OK);
     assert_true(isfinite(loss));
+    invdl_model_free(m);
+}
+
+/* A gradient a float cannot hold.  One mprelu unit with the floor 1e-40
+ * and alpha = 1e-38, x = -3e38, target -2: the prediction a*x is about -3
+ * (one float rounding), the loss (a*x + 2)^2 about 1, and dL/dalpha =
+ * 2 (a*x + 2) x about 6e38, past FLT_MAX.  The gradient call says so;
+ * with learning rate 0 training moves nothing, with or without momentum,
+ * and the loss it reports is the finite loss; a learning rate above 0
+ * would step to -inf: EDIVERGED, the parameters restored. */
+static void test_gradient_past_float_range(void **state)
+{
+    (void)state;
+    const float alpha = 1e-38f, x = -3e38f, t = -2.0f;
+    volatile float pred = alpha * x;
+    double r = (double)pred - (double)t;
+    float want_loss = (float)(r * r);
+    assert_true(fabs(2.0 * r * (double)x) > (double)FLT_MAX && isfinite(want_loss));
+
+    invdl_model *m = invdl_model_create(1);
+    assert_int_equal(invdl_model_add(m, invdl_layer_mprelu_min(1, 1, 1e-40f)), INVDL_OK);
+    assert_int_equal(invdl_model_set_params(m, 1, &alpha), INVDL_OK);
+    float loss = 0, g = 0, gx = 0, after = 0;
+    assert_int_equal(invdl_model_gradient(m, 1, &x, &t, NULL, &loss, &g, &gx), INVDL_EDIVERGED);
+    assert_true(loss == want_loss);
+    assert_true(isinf(g) && g > 0);
+    assert_true(gx == (float)(2.0 * r * (double)alpha));
+
+    invdl_fit_options o = invdl_fit_defaults();
+    o.learning_rate = 0.0f;
+    o.epochs = 3;
+    for (int k = 0; k < 3; k++) {
+        o.momentum = k == 0 ? 0.0f : 0.9f;
+        o.nesterov = k == 2;
+        loss = NAN;
+        assert_int_equal(invdl_model_fit(m, 1, &x, &t, &o, &loss), INVDL_OK);
+        assert_true(loss == want_loss);
+        assert_int_equal(invdl_model_get_params(m, 1, &after), INVDL_OK);
+        assert_memory_equal(&after, &alpha, sizeof alpha);
+    }
+    o = invdl_fit_defaults();
+    assert_int_equal(invdl_model_fit(m, 1, &x, &t, &o, &loss), INVDL_EDIVERGED);
+    assert_true(isnan(loss));
+    assert_int_equal(invdl_model_get_params(m, 1, &after), INVDL_OK);
+    assert_memory_equal(&after, &alpha, sizeof alpha);
     invdl_model_free(m);
 }
 
@@ -571,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_learns_target_network),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_divergence_past_float_range),
+        cmocka_unit_test(test_gradient_past_float_range),
         cmocka_unit_test(test_singular_step),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_callback_stops),

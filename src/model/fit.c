@@ -345,11 +345,20 @@ invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float 
         st = batch_gradient(&t, batch, x, y, &l);
         if (st == INVDL_OK || st == INVDL_EDOMAIN) {
             *loss = (float)l;
-            for (size_t i = 0; i < t.nparams; i++)
+            int finite = isfinite(*loss);
+            for (size_t i = 0; i < t.nparams; i++) {
                 param_grad[i] = (float)t.grad[i];
+                finite &= isfinite(param_grad[i]) != 0;
+            }
             if (input_grad != NULL)
                 memcpy(input_grad, t.dout, n * sizeof *input_grad);
+            for (size_t i = 0; input_grad != NULL && i < n; i++)
+                finite &= isfinite(input_grad[i]) != 0;
             fill_report(&t, o->report, 0, 0, (float)l);
+            /* A loss or gradient a float cannot hold is not returned as
+             * if it were a result. */
+            if (!finite)
+                st = INVDL_EDIVERGED;
         }
     }
     trainer_free(&t);
@@ -367,6 +376,12 @@ static void sgd_step(const invdl_fit_options *o, size_t np, const float *cur, co
                      double scale, float *velocity, float *next)
 {
     float lr = o->learning_rate, m = o->momentum;
+    if (lr == 0.0f) {
+        /* No step at all: lr * g would be NaN for a g that overflowed
+         * float, and cur + 0 would turn -0 into +0. */
+        memcpy(next, cur, np * sizeof *next);
+        return;
+    }
     for (size_t i = 0; i < np; i++) {
         float g = (float)(grad[i] * scale);
         if (m == 0.0f) {
@@ -479,7 +494,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 st = INVDL_ENOMEM;
                 break;
             }
-            if (!loss_is_finite(loss) || !all_finite_doubles(np, t.grad)) {
+            /* With learning rate 0 the gradient moves nothing: only the
+             * loss can diverge. */
+            if (!loss_is_finite(loss) ||
+                (o->learning_rate > 0.0f && !all_finite_doubles(np, t.grad))) {
                 /* The current parameters gave a non-finite loss or
                  * gradient: go back to parameters that give a finite loss
                  * on all the data. */
