@@ -342,8 +342,11 @@ invdl_model *invdl_model_create(size_t width);
  *  one or another): that is INVDL_EINVAL and the layer stays with its
  *  model, untouched.  A layer a model owns is freed with the model;
  *  invdl_layer_free() on it does nothing.
+ *  A model being trained (from fit's on_epoch) keeps its layers: adding
+ *  is refused.
  *  @return : INVDL_OK; INVDL_EINVAL (NULL model or layer, width mismatch,
- *            layer already in a model); INVDL_ENOMEM. */
+ *            layer already in a model, model being trained; the model
+ *            unchanged); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_add(invdl_model *model, invdl_layer *layer); /* takes ownership, also on error */
 
 /*! invdl_model_inverse() :
@@ -367,7 +370,10 @@ INVDL_NODISCARD invdl_status invdl_model_predict(invdl_model *model, size_t batc
 INVDL_NODISCARD invdl_status invdl_model_log_det(invdl_model *model, size_t batch,
                                                  const float *in, float *log_det /* [batch] */);
 
-/*! invdl_model_free() : frees the model and its layers; NULL is fine. */
+/*! invdl_model_free() : frees the model and its layers; NULL is fine.
+ *  Called from fit's on_epoch on the model being trained, it is deferred:
+ *  training stops after that epoch and invdl_model_fit() frees the model
+ *  before it returns (the pointer is then gone). */
 void         invdl_model_free(invdl_model *model);        /* NULL is fine */
 
 /* Threads.  Objects that share no parameter block are independent: any
@@ -397,7 +403,12 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  *   - invdl_model_add() changes its model, and no object may be used by
  *     one thread while another frees it.
  * fit's on_epoch callback runs in the calling thread between epochs and
- * may read the models (predict, save) but not start another fit on them.
+ * may read the models (predict, save, gradient).  A model being trained
+ * keeps its structure and its blocks belong to that fit: from the
+ * callback, invdl_model_add() on it, and invdl_model_fit() on it or on any
+ * model sharing its blocks (its inverse model, say), are INVDL_EINVAL and
+ * change nothing; invdl_model_free() on it is deferred (see there).
+ * Training other models from the callback is fine.
  * Saving one path from two threads at once leaves one whole file.  Arrays
  * given to a model call may be the same array (in == out) but must not
  * otherwise overlap. */
@@ -553,22 +564,22 @@ invdl_fit_options invdl_fit_defaults(void);
  *  whatever the gradient (infinite or NaN included): such a fit only
  *  evaluates, and only a non-finite loss makes it diverge.
  *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument: NULL model or
- *            data, n == 0; model unchanged); INVDL_EDIVERGED (a batch met a
- *            non-finite loss or gradient, or a step would leave a parameter
- *            non-finite, as a gradient past FLT_MAX times a learning rate
- *            above 0 does: the parameters are restored to
- *            the latest of these with a finite loss over all n samples:
- *            those of the last batch whose loss was finite, those at the
- *            start of the epoch, the initial ones; the initial ones if
- *            none is finite, e.g. with NaN data); INVDL_ESINGULAR (a step
- *            would make a dense W numerically singular: it is not taken,
- *            the parameters are those of the last step); INVDL_ENOMEM
- *            (model unchanged).
+ *            data, n == 0; the model or a model sharing a block with it
+ *            already being trained, from on_epoch; model unchanged);
+ *            INVDL_EDIVERGED (a batch met a non-finite loss or gradient, or
+ *            a step would leave a parameter non-finite, as a gradient past
+ *            FLT_MAX times a learning rate above 0 does: the parameters are
+ *            restored to the latest of these with a finite loss over all n
+ *            samples: those of the last batch whose loss was finite, those
+ *            at the start of the epoch, the initial ones; the initial ones
+ *            if none is finite, e.g. with NaN data); INVDL_ESINGULAR (a
+ *            step would make a dense W numerically singular: it is not
+ *            taken, the parameters are those of the last step);
+ *            INVDL_ENOMEM (model unchanged).
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras
- *            reports it); after INVDL_EDIVERGED, the non-finite loss
- *            (NaN when the loss was finite and a gradient or a step was
- *            not). */
+ *            reports it); after INVDL_EDIVERGED, the non-finite loss (NaN
+ *            when the loss was finite and a gradient or a step was not). */
 INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x,
                                              const float *y, const invdl_fit_options *options,
                                              float *final_loss /* may be NULL */);

@@ -95,6 +95,7 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     if (ops->nsettings > 0)
         memcpy(p->settings, settings, ops->nsettings * sizeof *settings);
     p->cache = p->spare = NULL;
+    p->training = 0;
     if (ops->cache_new != NULL) {
         p->cache = ops->cache_new(width);
         p->spare = ops->cache_new(width);

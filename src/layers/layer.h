@@ -102,6 +102,7 @@ struct invdl_params {
     float settings[INVDL_MAX_SETTINGS];
     void *cache;                /* owned: derived from values, NULL if the kind has none */
     void *spare;                /* owned: where the next cache is prepared */
+    int training;               /* a fit is training a model holding this block */
 };
 
 struct invdl_layer {

@@ -365,6 +365,19 @@ invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float 
     return st;
 }
 
+/* mark -1: whether some block of the trainer's is being trained.  0 or 1:
+ * sets every block's training flag to mark; returns 1. */
+static int blocks_marked(const trainer *t, int mark)
+{
+    for (size_t b = 0; b < t->nblocks; b++) {
+        if (mark < 0 && t->blocks[b]->training)
+            return 1;
+        if (mark >= 0)
+            t->blocks[b]->training = mark;
+    }
+    return mark >= 0;
+}
+
 /* Gathers the model's parameters into dst. */
 static void gather(const trainer *t, float *dst)
 {
@@ -437,7 +450,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     const invdl_fit_options *o = options != NULL ? options : &defaults;
     size_t total;
     if (model == NULL || n == 0 || x == NULL || y == NULL || bad_options(o) ||
-        !invdl_mul_size(n, model->width, &total))
+        !invdl_mul_size(n, model->width, &total) || model->training)
         return INVDL_EINVAL;
 
     size_t cap = o->batch_size < n ? o->batch_size : n, w = model->width;
@@ -445,9 +458,18 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     size_t *order = NULL;
     float *xb = NULL, *yb = NULL, *velocity = NULL, *initial = NULL, *good = NULL, *next = NULL;
     float *epoch_start = NULL;
+    int marked = 0;
     invdl_status st = trainer_init(&t, model, o, cap);
     if (st != INVDL_OK)
         goto done;
+    /* Another fit on a model sharing these blocks (from on_epoch) would
+     * change them under this one: refused, and so is changing the model's
+     * layers (invdl_model_add); a free is deferred. */
+    st = INVDL_EINVAL;
+    if (blocks_marked(&t, -1))
+        goto done;
+    marked = blocks_marked(&t, 1);
+    model->training = 1;
     st = INVDL_ENOMEM;
     size_t np = t.nparams;
     order = invdl_alloc_array(n, sizeof *order);
@@ -535,7 +557,9 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         if (st != INVDL_OK)
             break;
         epoch_loss = sum / (double)n;
-        if (o->on_epoch != NULL && o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss)) {
+        if (o->on_epoch != NULL &&
+            (o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss) ||
+             model->free_pending)) {
             epoch++;
             break;
         }
@@ -544,6 +568,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         *final_loss = (float)epoch_loss;
     fill_report(&t, o->report, epoch, steps, (float)epoch_loss);
 done:
+    if (marked) {
+        (void)blocks_marked(&t, 0);
+        model->training = 0;
+    }
     invdl_free(order);
     invdl_free(xb);
     invdl_free(yb);
@@ -553,5 +581,7 @@ done:
     invdl_free(next);
     invdl_free(epoch_start);
     trainer_free(&t);
+    if (marked && model->free_pending)
+        invdl_model_free(model);
     return st;
 }

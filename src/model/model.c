@@ -17,6 +17,7 @@ invdl_model *invdl_model_create(size_t width)
     m->width = width;
     m->depth = m->capacity = 0;
     m->layers = NULL;
+    m->training = m->free_pending = 0;
     return m;
 }
 
@@ -24,6 +25,11 @@ void invdl_model_free(invdl_model *model)
 {
     if (model == NULL)
         return;
+    if (model->training) {
+        /* From fit's callback: fit stops after this epoch and frees it. */
+        model->free_pending = 1;
+        return;
+    }
     for (size_t i = 0; i < model->depth; i++)
         invdl_layer_release(model->layers[i]);
     invdl_free(model->layers);
@@ -36,7 +42,8 @@ invdl_status invdl_model_add(invdl_model *model, invdl_layer *layer)
         return INVDL_EINVAL;
     if (layer->in_model)
         return INVDL_EINVAL; /* another model owns it and will free it */
-    if (model == NULL || layer->width != model->width) {
+    /* A model being trained keeps its layers: the trainer's are fixed. */
+    if (model == NULL || layer->width != model->width || model->training) {
         invdl_layer_free(layer);
         return INVDL_EINVAL;
     }
