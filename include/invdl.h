@@ -214,16 +214,25 @@ INVDL_NODISCARD invdl_status invdl_mprelu_inverse(size_t rows, size_t cols, cons
 /* ------------------------------------------------------------------------ */
 
 /* A layer maps batches of `width` features per sample.  Layers are opaque;
- * constructors return NULL for width 0 or when memory runs out.  A layer's
+ * constructors return NULL for width 0, a width above INVDL_MAX_WIDTH, or
+ * when memory runs out.  A layer's
  * parameters live in a reference-counted block shared with every inverse
  * made from it: the block lives until its last user is freed, and objects
  * may be freed in any order. */
 typedef struct invdl_layer invdl_layer;
 
+/* The widest layer or model: 2^53 - 1 features where pointers have 64
+ * bits, 2^21 - 1 where they have 32.  A wider one could never allocate the
+ * arrays its calls need (a sample's floats, the operations' scratch of
+ * 640 bytes per feature), so the layer constructors,
+ * invdl_model_create() and the loaders refuse it (NULL; INVDL_EFORMAT for
+ * a file), instead of making an object every call would then refuse. */
+#define INVDL_MAX_WIDTH ((size_t)PTRDIFF_MAX / 1024u)
+
 /*! invdl_layer_ssin() / invdl_layer_abstanh() :
  *  Parameter-free elementwise layers over the kernels above.
  *  @return : a new layer the caller owns (free with invdl_layer_free()), or
- *            NULL for width 0 or out of memory. */
+ *            NULL for a bad width (0, above INVDL_MAX_WIDTH) or out of memory. */
 invdl_layer *invdl_layer_ssin(size_t width);
 invdl_layer *invdl_layer_abstanh(size_t width);
 
@@ -231,12 +240,12 @@ invdl_layer *invdl_layer_abstanh(size_t width);
  *  Monotonic PReLU with one alpha per feature, initialised glorot-uniform
  *  from `seed`: U(-sqrt(3/width), sqrt(3/width)), and alpha_min =
  *  INVDL_MPRELU_ALPHA_MIN.
- *  @return : a new layer the caller owns, or NULL (width 0, out of memory). */
+ *  @return : a new layer the caller owns, or NULL (bad width, out of memory). */
 invdl_layer *invdl_layer_mprelu(size_t width, uint64_t seed);
 
 /*! invdl_layer_dense() :
  *  Square dense layer y = W x + b, W orthogonal from `seed`, b = 0.
- *  @return : a new layer the caller owns, or NULL (width 0, out of memory). */
+ *  @return : a new layer the caller owns, or NULL (bad width, out of memory). */
 invdl_layer *invdl_layer_dense(size_t width, uint64_t seed);   /* square, invertible */
 
 /*! invdl_layer_inverse() :
@@ -263,7 +272,7 @@ typedef enum invdl_layer_kind {
  *  As invdl_layer_mprelu() with the slope floor `alpha_min` (a finite
  *  number > 0) instead of INVDL_MPRELU_ALPHA_MIN.  The floor is fixed for
  *  the layer's life and saved with it.
- *  @return : a new layer the caller owns, or NULL (width 0, bad alpha_min,
+ *  @return : a new layer the caller owns, or NULL (bad width, bad alpha_min,
  *            out of memory). */
 invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min);
 
@@ -333,7 +342,7 @@ typedef struct invdl_model invdl_model;
 
 /*! invdl_model_create() :
  *  @return : an empty model of `width` features the caller owns, or NULL
- *            (width 0, out of memory). */
+ *            (width 0 or above INVDL_MAX_WIDTH, out of memory). */
 invdl_model *invdl_model_create(size_t width);
 
 /*! invdl_model_add() :

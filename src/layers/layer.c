@@ -75,6 +75,10 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     invdl_layer *l = NULL;
     size_t count = ops->count(width);
 
+    if (invdl_bad_width(width)) {
+        st = INVDL_EINVAL;
+        goto fail;
+    }
     if (count > 0 && values == NULL)
         goto fail;
     if (!ops->valid(width, settings, values)) {

@@ -9,7 +9,7 @@
  *   0       8     magic "INVDLMDL"
  *   8       4     version = 1
  *   12      4     flags = 0 (reserved)
- *   16      8     width (> 0)
+ *   16      8     width (1 to INVDL_MAX_WIDTH)
  *   24      8     B: parameter blocks
  *   32      8     L: layers
  *   40            B blocks, each:
@@ -404,7 +404,7 @@ invdl_model *invdl_model_load_memory(const void *data, size_t size, invdl_status
     (void)get_u64(&r, &depth);
     /* Counts are bounded by the bytes they need before anything is
      * allocated for them. */
-    if (version != FILE_VERSION || flags != 0 || width == 0 || width > SIZE_MAX ||
+    if (version != FILE_VERSION || flags != 0 || width == 0 || width > INVDL_MAX_WIDTH ||
         b64 > r.left / BLOCK_BYTES || depth > r.left / LAYER_BYTES || b64 > depth)
         goto fail;
     nblocks = (size_t)b64;

@@ -9,7 +9,7 @@
 
 invdl_model *invdl_model_create(size_t width)
 {
-    if (width == 0)
+    if (invdl_bad_width(width))
         return NULL;
     invdl_model *m = invdl_malloc(sizeof *m);
     if (m == NULL)
