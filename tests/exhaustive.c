@@ -1370,7 +1370,7 @@ static rt_summary summarize_rt(const interval *iv, size_t n, const tstats *s)
  * tasks, both complete). */
 static int check_readme(const char *path, const rt_summary *ssin, const rt_summary *at)
 {
-    printf("README.md, \"%s\": the sweep's round-trip figures\n", README_LIMITS + 3);
+    printf("README.md, \"%s\": the sweep's round-trip figures\n", &README_LIMITS[3]);
     char *section = readme_section(path, README_LIMITS);
     if (section == NULL) {
         printf("  cannot read the section from %s\n\n", path);

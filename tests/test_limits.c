@@ -123,7 +123,8 @@ static void test_underflow_to_zero(void **state)
     (void)state;
     const long double half_min = (long double)FLT_TRUE_MIN / 2;
     float t = decided(sqrtl(half_min), EVAL_REL); /* the square root is exact here */
-    long double t2 = (long double)t * t, next = nextafterf(t, 1.0f);
+    long double t2 = (long double)t * (long double)t;
+    long double next = (long double)nextafterf(t, 1.0f);
     assert_true(t2 == half_min);
     assert_true(next * next - next * next * next * next > half_min * (1 + 0x1p-23L));
     typedef invdl_status (*kernel)(size_t, const float *, float *);
@@ -136,11 +137,14 @@ static void test_underflow_to_zero(void **state)
     }
     char fact[200];
     snprintf(fact, sizeof fact,
-             "|x| <= 2^%d gives " PLUS_MINUS "0: x sin x < x^2 <= 2^%d, half the smallest subnormal",
+             "|x| <= 2^%d gives " PLUS_MINUS "0: x sin x < x^2 <= 2^%d, half the smallest "
+             "subnormal",
              ilogbf(t), ilogbl(t2));
     assert_stated(fact);
-    snprintf(fact, sizeof fact, "(status `INVDL_OK`: the function has no domain limit). |x| <= 2^%d "
-             "gives " PLUS_MINUS "0.", ilogbf(t));
+    snprintf(fact, sizeof fact,
+             "(status `INVDL_OK`: the function has no domain limit). |x| <= 2^%d gives " PLUS_MINUS
+             "0.",
+             ilogbf(t));
     assert_stated(fact);
 }
 
@@ -154,17 +158,17 @@ static void test_ssin_flat_top(void **state)
     /* YMAX is Y rounded down, and Y is below the midpoint above YMAX:
      * x sin x <= Y rounds to YMAX exactly when it passes the midpoint
      * below. */
-    long double below = ((long double)ymax + nextafterf(ymax, 0.0f)) / 2;
-    long double above = ((long double)ymax + nextafterf(ymax, 2.0f)) / 2;
-    assert_true(ymax < y && y < above);
-    assert_true(xmax < t && t < nextafterf(xmax, 3.0f));
+    long double below = ((long double)ymax + (long double)nextafterf(ymax, 0.0f)) / 2;
+    long double above = ((long double)ymax + (long double)nextafterf(ymax, 2.0f)) / 2;
+    assert_true((long double)ymax < y && y < above);
+    assert_true((long double)xmax < t && t < (long double)nextafterf(xmax, 3.0f));
     /* x sin x rises to Y at T and falls after it, so those floats are
      * one run; the window holds it whole. */
     enum { WINDOW = 4096 };
     uint32_t lo = 0, hi = 0;
     for (int32_t d = -WINDOW; d <= WINDOW; d++) {
         float x = float_of((uint32_t)((int32_t)bits_of(xmax) + d));
-        long double v = ssin_l(x);
+        long double v = ssin_l((long double)x);
         assert_true(fabsl(v - below) > below * EVAL_REL);
         if (v > below) {
             if (lo == 0)
@@ -186,8 +190,8 @@ static void test_ssin_flat_top(void **state)
     free(x);
     free(out);
 
-    long double pre = ssin_preimage(ymax, 1.9L, t);
-    float top = decided(pre, preimage_rel(pre, ymax)), lib;
+    long double pre = ssin_preimage((long double)ymax, 1.9L, t);
+    float top = decided(pre, preimage_rel(pre, (long double)ymax)), lib;
     assert_int_equal(invdl_ssin_inverse(1, &ymax, &lib), INVDL_OK);
     assert_true(lib == top);
 
@@ -197,8 +201,9 @@ static void test_ssin_flat_top(void **state)
              (double)float_of(lo), (double)float_of(hi), (double)float_of(lo),
              (double)float_of(hi));
     assert_stated(fact);
+    long double ulp = (long double)nextafterf(xmax, 3.0f) - (long double)xmax;
     snprintf(fact, sizeof fact, "inverse(YMAX) = %a = %.5f..., %.0Lf ulps below T", (double)top,
-             (double)top, (t - top) / ((long double)nextafterf(xmax, 3.0f) - xmax));
+             (double)top, (t - (long double)top) / ulp);
     assert_stated(fact);
 }
 
@@ -208,12 +213,12 @@ static void test_ssin_inverse_of_smallest(void **state)
 {
     (void)state;
     const float y = FLT_TRUE_MIN;
-    float want = decided(sqrtl(y), 0x1p-40L), lib;
+    float want = decided(sqrtl((long double)y), 0x1p-40L), lib;
     assert_int_equal(invdl_ssin_inverse(1, &y, &lib), INVDL_OK);
     assert_true(lib == want);
     char fact[120];
     snprintf(fact, sizeof fact, "the smallest subnormal, 2^%d, comes back as about 2^%.1Lf",
-             ilogbf(y), log2l(want));
+             ilogbf(y), log2l((long double)want));
     assert_stated(fact);
 }
 
@@ -238,7 +243,8 @@ static float first_float(float from, int (*below)(float))
  * under x (ties cannot occur: the gap is transcendental). */
 static int forward_is_identity(float x)
 {
-    long double half = ((long double)x - nextafterf(x, 0.0f)) / 2, gap = tanh_gap(x);
+    long double half = ((long double)x - (long double)nextafterf(x, 0.0f)) / 2;
+    long double gap = tanh_gap((long double)x);
     assert_true(fabsl(gap - half) > half * EVAL_REL);
     return gap < half;
 }
@@ -248,7 +254,7 @@ static int forward_is_identity(float x)
  * spacing to the float above y. */
 static int inverse_is_identity(float y)
 {
-    long double e = 0, half = ((long double)nextafterf(y, INFINITY) - y) / 2;
+    long double e = 0, half = ((long double)nextafterf(y, INFINITY) - (long double)y) / 2;
     for (int i = 0; i < 8; i++)
         e = tanh_gap((long double)y + e);
     assert_true(fabsl(e - half) > half * 0x1p-50L);
@@ -295,11 +301,11 @@ static void test_ssin_round_trip_near_two(void **state)
 {
     (void)state;
     const float two = 2.0f;
-    float y = decided(ssin_l(two), EVAL_REL), fy, back;
+    float y = decided(ssin_l((long double)two), EVAL_REL), fy, back;
     uint32_t lo = 0, hi = 0;
     for (int32_t d = -64; d <= 64; d++) {
         float x = float_of((uint32_t)((int32_t)bits_of(two) + d));
-        if (decided(ssin_l(x), EVAL_REL) == y) {
+        if (decided(ssin_l((long double)x), EVAL_REL) == y) {
             if (lo == 0)
                 lo = bits_of(x);
             assert_true(hi == 0 || bits_of(x) == hi + 1);
@@ -307,8 +313,8 @@ static void test_ssin_round_trip_near_two(void **state)
         }
     }
     assert_true(lo > bits_of(two) - 64 && hi < bits_of(two) + 64);
-    long double pre = ssin_preimage(y, 1.9L, branch_end());
-    float nearest = decided(pre, preimage_rel(pre, y));
+    long double pre = ssin_preimage((long double)y, 1.9L, branch_end());
+    float nearest = decided(pre, preimage_rel(pre, (long double)y));
     float run[70], runy[70];
     uint32_t n = hi - lo + 3;
     assert_true(n <= 70);
