@@ -215,10 +215,9 @@ INVDL_NODISCARD invdl_status invdl_mprelu_inverse(size_t rows, size_t cols, cons
 
 /* A layer maps batches of `width` features per sample.  Layers are opaque;
  * constructors return NULL for width 0, a width above INVDL_MAX_WIDTH, or
- * when memory runs out.  A layer's
- * parameters live in a reference-counted block shared with every inverse
- * made from it: the block lives until its last user is freed, and objects
- * may be freed in any order. */
+ * when memory runs out.  A layer's parameters live in a reference-counted
+ * block shared with every inverse made from it: the block lives until its
+ * last user is freed, and objects may be freed in any order. */
 typedef struct invdl_layer invdl_layer;
 
 /* The widest layer or model: 2^53 - 1 features where pointers have 64
@@ -476,10 +475,10 @@ typedef struct invdl_roundtrip {
  *  NULL, meaning y = f(x).  NaN in a result means some value was lost
  *  (e.g. outside a domain).  Infinite values count like any other: one
  *  that comes back as the same infinity differs by 0, one that comes back
- *  as anything else by inf (the error is then inf); the scales max|x| and
- *  max|y| are taken over the finite values only (0 when there are none:
- *  a difference of 0 still gives 0), so an infinity next to finite values
- *  neither hides their errors nor makes them NaN.
+ *  as anything else by inf (the error is then inf).  The scales max|x| and
+ *  max|y| are taken over the finite values only, so an infinity next to
+ *  finite values neither hides their errors nor makes them NaN; with no
+ *  finite value but 0, a difference of 0 gives 0 and any other inf.
  *  @return : INVDL_OK; INVDL_EDOMAIN (some stage met an input outside its
  *            domain; *report filled); INVDL_EINVAL (NULL model, x or
  *            report); INVDL_ENOMEM. */

@@ -365,17 +365,19 @@ invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float 
     return st;
 }
 
-/* mark -1: whether some block of the trainer's is being trained.  0 or 1:
- * sets every block's training flag to mark; returns 1. */
-static int blocks_marked(const trainer *t, int mark)
+/* Whether another fit is training some block of the trainer's. */
+static int blocks_in_training(const trainer *t)
 {
-    for (size_t b = 0; b < t->nblocks; b++) {
-        if (mark < 0 && t->blocks[b]->training)
+    for (size_t b = 0; b < t->nblocks; b++)
+        if (t->blocks[b]->training)
             return 1;
-        if (mark >= 0)
-            t->blocks[b]->training = mark;
-    }
-    return mark >= 0;
+    return 0;
+}
+
+static void mark_blocks(const trainer *t, int training)
+{
+    for (size_t b = 0; b < t->nblocks; b++)
+        t->blocks[b]->training = training;
 }
 
 /* Gathers the model's parameters into dst. */
@@ -466,10 +468,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
      * change them under this one: refused, and so is changing the model's
      * layers (invdl_model_add); a free is deferred. */
     st = INVDL_EINVAL;
-    if (blocks_marked(&t, -1))
+    if (blocks_in_training(&t))
         goto done;
-    marked = blocks_marked(&t, 1);
-    model->training = 1;
+    mark_blocks(&t, 1);
+    model->training = marked = 1;
     st = INVDL_ENOMEM;
     size_t np = t.nparams;
     order = invdl_alloc_array(n, sizeof *order);
@@ -569,7 +571,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     fill_report(&t, o->report, epoch, steps, (float)epoch_loss);
 done:
     if (marked) {
-        (void)blocks_marked(&t, 0);
+        mark_blocks(&t, 0);
         model->training = 0;
     }
     invdl_free(order);
