@@ -1342,6 +1342,7 @@ typedef struct rt_summary {
     uint32_t lo, hi, last;
     uint64_t below, above, lost;
     uint32_t max_lost;
+    double max_ratio; /* largest error / what correct rounding allows */
 } rt_summary;
 
 static rt_summary summarize_rt(const interval *iv, size_t n, const tstats *s)
@@ -1363,6 +1364,7 @@ static rt_summary summarize_rt(const interval *iv, size_t n, const tstats *s)
     sum.last = n > 0 ? iv[n - 1].hi : 0;
     sum.lost = s->rt.lost;
     sum.max_lost = s->rt.max_lost_x;
+    sum.max_ratio = s->rt.max_ratio;
     return sum;
 }
 
@@ -1393,6 +1395,9 @@ static int check_readme(const char *path, const rt_summary *ssin, const rt_summa
         {ssin->lost == at->lost && ssin->max_lost == at->max_lost, "both lose the same x to 0"},
         {ssin->max_lost == fbits(0x1p-75f), "the largest x lost to 0 is 2^-75"},
         {at->lo > fbits(0x1p-64f) && at->lo < fbits(0x1p-63f), "they start just below 2^-63"},
+        /* "never above" the allowance, up to the estimates' 2^-19 ulp */
+        {ssin->max_ratio <= 1 + 0x1p-10 && at->max_ratio <= 1 + 0x1p-10,
+         "no other round trip is off by more than correct rounding allows"},
     };
     for (size_t k = 0; k < sizeof rests / sizeof rests[0]; k++) {
         if (!rests[k].holds)
