@@ -217,16 +217,24 @@ INVDL_NODISCARD invdl_status invdl_mprelu_inverse(size_t rows, size_t cols, cons
 /* ------------------------------------------------------------------------ */
 
 /* A layer maps batches of `width` features per sample.  Layers are opaque;
- * constructors return NULL for width 0 or when memory runs out.  A layer's
- * parameters live in a reference-counted block shared with every inverse
- * made from it: the block lives until its last user is freed, and objects
- * may be freed in any order. */
+ * constructors return NULL for width 0, a width above INVDL_MAX_WIDTH, or
+ * when memory runs out.  A layer's parameters live in a reference-counted
+ * block shared with every inverse made from it: the block lives until its
+ * last user is freed, and objects may be freed in any order. */
 typedef struct invdl_layer invdl_layer;
+
+/* The widest layer or model: 2^53 - 1 features where pointers have 64
+ * bits, 2^21 - 1 where they have 32.  A wider one could never allocate the
+ * arrays its calls need (a sample's floats, the operations' scratch of
+ * 640 bytes per feature), so the layer constructors,
+ * invdl_model_create() and the loaders refuse it (NULL; INVDL_EFORMAT for
+ * a file), instead of making an object every call would then refuse. */
+#define INVDL_MAX_WIDTH ((size_t)PTRDIFF_MAX / 1024u)
 
 /*! invdl_layer_ssin() / invdl_layer_abstanh() :
  *  Parameter-free elementwise layers over the kernels above.
  *  @return : a new layer the caller owns (free with invdl_layer_free()), or
- *            NULL for width 0 or out of memory. */
+ *            NULL for a bad width (0, above INVDL_MAX_WIDTH) or out of memory. */
 invdl_layer *invdl_layer_ssin(size_t width);
 invdl_layer *invdl_layer_abstanh(size_t width);
 
@@ -234,12 +242,12 @@ invdl_layer *invdl_layer_abstanh(size_t width);
  *  Monotonic PReLU with one alpha per feature, initialised glorot-uniform
  *  from `seed`: U(-sqrt(3/width), sqrt(3/width)), and alpha_min =
  *  INVDL_MPRELU_ALPHA_MIN.
- *  @return : a new layer the caller owns, or NULL (width 0, out of memory). */
+ *  @return : a new layer the caller owns, or NULL (bad width, out of memory). */
 invdl_layer *invdl_layer_mprelu(size_t width, uint64_t seed);
 
 /*! invdl_layer_dense() :
  *  Square dense layer y = W x + b, W orthogonal from `seed`, b = 0.
- *  @return : a new layer the caller owns, or NULL (width 0, out of memory). */
+ *  @return : a new layer the caller owns, or NULL (bad width, out of memory). */
 invdl_layer *invdl_layer_dense(size_t width, uint64_t seed);   /* square, invertible */
 
 /*! invdl_layer_inverse() :
@@ -266,7 +274,7 @@ typedef enum invdl_layer_kind {
  *  As invdl_layer_mprelu() with the slope floor `alpha_min` (a finite
  *  number > 0) instead of INVDL_MPRELU_ALPHA_MIN.  The floor is fixed for
  *  the layer's life and saved with it.
- *  @return : a new layer the caller owns, or NULL (width 0, bad alpha_min,
+ *  @return : a new layer the caller owns, or NULL (bad width, bad alpha_min,
  *            out of memory). */
 invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min);
 
@@ -336,7 +344,7 @@ typedef struct invdl_model invdl_model;
 
 /*! invdl_model_create() :
  *  @return : an empty model of `width` features the caller owns, or NULL
- *            (width 0, out of memory). */
+ *            (width 0 or above INVDL_MAX_WIDTH, out of memory). */
 invdl_model *invdl_model_create(size_t width);
 
 /*! invdl_model_add() :
@@ -345,8 +353,11 @@ invdl_model *invdl_model_create(size_t width);
  *  one or another): that is INVDL_EINVAL and the layer stays with its
  *  model, untouched.  A layer a model owns is freed with the model;
  *  invdl_layer_free() on it does nothing.
+ *  A model being trained (from fit's on_epoch) keeps its layers: adding
+ *  is refused.
  *  @return : INVDL_OK; INVDL_EINVAL (NULL model or layer, width mismatch,
- *            layer already in a model); INVDL_ENOMEM. */
+ *            layer already in a model, model being trained; the model
+ *            unchanged); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_add(invdl_model *model, invdl_layer *layer); /* takes ownership, also on error */
 
 /*! invdl_model_inverse() :
@@ -370,7 +381,10 @@ INVDL_NODISCARD invdl_status invdl_model_predict(invdl_model *model, size_t batc
 INVDL_NODISCARD invdl_status invdl_model_log_det(invdl_model *model, size_t batch,
                                                  const float *in, float *log_det /* [batch] */);
 
-/*! invdl_model_free() : frees the model and its layers; NULL is fine. */
+/*! invdl_model_free() : frees the model and its layers; NULL is fine.
+ *  Called from fit's on_epoch on the model being trained, it is deferred:
+ *  training stops after that epoch and invdl_model_fit() frees the model
+ *  before it returns (the pointer is then gone). */
 void         invdl_model_free(invdl_model *model);        /* NULL is fine */
 
 /* Threads.  Objects that share no parameter block are independent: any
@@ -401,7 +415,12 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  *   - invdl_model_add() changes its model, and no object may be used by
  *     one thread while another frees it.
  * fit's on_epoch callback runs in the calling thread between epochs and
- * may read the models (predict, save) but not start another fit on them.
+ * may read the models (predict, save, gradient).  A model being trained
+ * keeps its structure and its blocks belong to that fit: from the
+ * callback, invdl_model_add() on it, and invdl_model_fit() on it or on any
+ * model sharing its blocks (its inverse model, say), are INVDL_EINVAL and
+ * change nothing; invdl_model_free() on it is deferred (see there).
+ * Training other models from the callback is fine.
  * Saving one path from two threads at once leaves one whole file.  Arrays
  * given to a model call may be the same array (in == out) but must not
  * otherwise overlap. */
@@ -458,7 +477,12 @@ typedef struct invdl_roundtrip {
 /*! invdl_model_roundtrip() :
  *  Measures both errors on x[batch][width] and y[batch][width]; y may be
  *  NULL, meaning y = f(x).  NaN in a result means some value was lost
- *  (e.g. outside a domain).
+ *  (e.g. outside a domain).  Infinite values count like any other: one
+ *  that comes back as the same infinity differs by 0, one that comes back
+ *  as anything else by inf (the error is then inf).  The scales max|x| and
+ *  max|y| are taken over the finite values only, so an infinity next to
+ *  finite values neither hides their errors nor makes them NaN; with no
+ *  finite value but 0, a difference of 0 gives 0 and any other inf.
  *  @return : INVDL_OK; INVDL_EDOMAIN (some stage met an input outside its
  *            domain; *report filled); INVDL_EINVAL (NULL model, x or
  *            report); INVDL_ENOMEM. */
@@ -651,21 +675,28 @@ invdl_fit_options invdl_fit_defaults_adam(void);
  *  max_gain NaN or below 1, loss or optimizer not a value of its enum;
  *  with Adam: momentum or nesterov nonzero, beta_1 or beta_2 outside
  *  [0, 1), epsilon not a finite number > 0.  epochs 0 trains nothing and
- *  reports the current loss.
+ *  reports the current loss.  learning_rate 0 never moves a parameter,
+ *  whatever the gradient (infinite or NaN included) and the optimizer:
+ *  such a fit only evaluates, and only a non-finite loss makes it
+ *  diverge.
  *  @return : INVDL_OK; INVDL_EINVAL (bad option or argument: NULL model or
- *            x, NULL y with INVDL_LOSS_MSE, n == 0; model unchanged);
- *            INVDL_EDIVERGED (a batch met a
- *            non-finite loss or gradient: the parameters are restored to
- *            the latest of these with a finite loss over all n samples:
- *            those of the last batch whose loss was finite, those at the
- *            start of the epoch, the initial ones; the initial ones if
- *            none is finite, e.g. with NaN data); INVDL_ESINGULAR (a step
- *            would make a dense W numerically singular: it is not taken,
- *            the parameters are those of the last step); INVDL_ENOMEM
- *            (model unchanged).
+ *            x, NULL y with INVDL_LOSS_MSE, n == 0; the model or a model
+ *            sharing a block with it already being trained, from on_epoch;
+ *            model unchanged);
+ *            INVDL_EDIVERGED (a batch met a non-finite loss or gradient, or
+ *            a step would leave a parameter non-finite, as a gradient past
+ *            FLT_MAX times a learning rate above 0 does: the parameters are
+ *            restored to the latest of these with a finite loss over all n
+ *            samples: those of the last batch whose loss was finite, those
+ *            at the start of the epoch, the initial ones; the initial ones
+ *            if none is finite, e.g. with NaN data); INVDL_ESINGULAR (a
+ *            step would make a dense W numerically singular: it is not
+ *            taken, the parameters are those of the last step);
+ *            INVDL_ENOMEM (model unchanged).
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras
- *            reports it); after INVDL_EDIVERGED, the non-finite loss. */
+ *            reports it); after INVDL_EDIVERGED, the non-finite loss (NaN
+ *            when the loss was finite and a gradient or a step was not). */
 INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x,
                                              const float *y, const invdl_fit_options *options,
                                              float *final_loss /* may be NULL */);
@@ -678,9 +709,18 @@ INVDL_NODISCARD invdl_status invdl_model_fit(invdl_model *model, size_t n, const
  *  invdl_model_get_params()) and, if input_grad is not NULL, to x.
  *  options (may be NULL) selects stored or memory-saving backprop as in
  *  invdl_model_fit(); its report, if any, is filled.  Reads the model only.
+ *  The gradient is formed in double and rounded to float once per value,
+ *  so a component can exceed FLT_MAX (e.g. mprelu's dL/dalpha = dL/dy * x
+ *  with x near FLT_MAX): that, or a non-finite loss, is reported, never
+ *  returned as an inf with INVDL_OK.
  *  @return : INVDL_OK; INVDL_EDOMAIN (a layer met an input outside its
  *            invertible domain; all results written; with INVDL_LOSS_NLL
- *            the loss is then +inf); INVDL_EINVAL; INVDL_ENOMEM. */
+ *            the loss is then +inf); INVDL_EDIVERGED (the loss or some
+ *            gradient value is not finite as a float: past FLT_MAX, or from
+ *            non-finite data; all results written, inf or NaN there; takes
+ *            precedence over INVDL_EDOMAIN, except for the +inf NLL loss
+ *            of a sample outside a domain, which is INVDL_EDOMAIN);
+ *            INVDL_EINVAL; INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t batch,
                                                   const float *x, const float *y,
                                                   const invdl_fit_options *options, float *loss,
@@ -702,10 +742,20 @@ INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t bat
 /*! invdl_model_save() :
  *  Writes the model to a temporary file in path's directory, syncs it and
  *  renames it over path, so that path holds either the old file or the
- *  whole new one.
+ *  whole new one.  The temporary file's name is ".invdl-tmp-" and 12
+ *  random characters whatever the length of path's own name, so any name
+ *  the file system accepts can be saved to.
+ *  Permissions: a new file gets the mode fopen() would give it, 0666 less
+ *  the process's umask (or as the directory's default ACL says): the file
+ *  is created with open(O_CREAT | O_EXCL, 0666) and the umask is never
+ *  read or changed, so saves in several threads at once do not disturb
+ *  each other or other threads creating files.  A file that is replaced
+ *  keeps its permission bits (chmod'ed onto the temporary file before
+ *  anything is written); being a new file, it is owned by the caller.
  *  @return : INVDL_OK; INVDL_EINVAL; INVDL_EIO (the file could not be
  *            written whole: disk full, directory missing or not writable,
- *            `path` a directory; an existing file at `path` is left intact
+ *            `path` a directory or a name the file system refuses (longer
+ *            than NAME_MAX, say); an existing file at `path` is left intact
  *            and the temporary file removed); INVDL_ENOMEM. */
 INVDL_NODISCARD invdl_status invdl_model_save(const invdl_model *model, const char *path);
 

@@ -21,6 +21,13 @@ static inline int invdl_bad_arrays(size_t n, const void *in, const void *out)
     return n > INVDL_MAX_ELEMS || (n > 0 && (in == NULL || out == NULL));
 }
 
+/* Whether no layer or model can have this width (invdl.h,
+ * INVDL_MAX_WIDTH). */
+static inline int invdl_bad_width(size_t width)
+{
+    return width == 0 || width > INVDL_MAX_WIDTH;
+}
+
 /* rows*cols without overflow; returns 0 on overflow or too many floats. */
 static inline int invdl_mul_size(size_t rows, size_t cols, size_t *n)
 {

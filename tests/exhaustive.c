@@ -28,9 +28,13 @@
  * ulp; the counts of correctly rounded and faithful results are exact
  * decisions.
  *
- * Usage: test_exhaustive [--threads N] [--quick K]
+ * Usage: test_exhaustive [--threads N] [--quick K] [--only TEXT] [--readme PATH]
  *   --quick K checks every K-th block only (a smoke run: figures that need
  *   every input, like the round-trip intervals, are then partial).
+ *   --only TEXT runs only the sweeps whose name contains TEXT.
+ *   --readme PATH: after complete forward sweeps, README.md's round-trip
+ *   figures ("Float limits, exactly") must be what the sweep found, word
+ *   for word, or the run fails (meson passes the source tree's README).
  * Exit status 0 iff what invdl.h documents holds: every forward and
  * inverse of signed sin and abs-tanh correctly rounded (which includes the
  * issue's bar of 1 ulp), mprelu the single IEEE operation, no monotonicity
@@ -57,6 +61,7 @@
 
 #include "exhaustive_float.h"
 #include "exhaustive_ref.h"
+#include "readme_text.h"
 
 #define BLOCK 4096u
 #define MAGNITUDES 0x80000000u /* bit patterns with the sign bit clear */
@@ -1322,6 +1327,104 @@ static void add_row(const char *kernel, const char *direction, const char *domai
 }
 
 /* ------------------------------------------------------------------------ */
+/* README.md: the round-trip figures of "Float limits, exactly"              */
+/* ------------------------------------------------------------------------ */
+
+/* The figures only the sweep can give (sets and counts over every input)
+ * are compared with the README's text, so that neither drifts from the
+ * other; tests/test_limits.c does the same for the single values. */
+
+/* The sweep's round-trip set of one forward task, in the terms README.md
+ * states it: the one long interval, the exact magnitudes (0 aside) below
+ * and above it, and the largest exact magnitude. */
+typedef struct rt_summary {
+    int long_runs;
+    uint32_t lo, hi, last;
+    uint64_t below, above, lost;
+    uint32_t max_lost;
+    double max_ratio; /* largest error / what correct rounding allows */
+} rt_summary;
+
+static rt_summary summarize_rt(const interval *iv, size_t n, const tstats *s)
+{
+    rt_summary sum;
+    memset(&sum, 0, sizeof sum);
+    for (size_t k = 0; k < n; k++)
+        if (run_len(&iv[k]) >= LONG_RUN && sum.long_runs++ == 0) {
+            sum.lo = iv[k].lo;
+            sum.hi = iv[k].hi;
+        }
+    for (size_t k = 0; k < n && sum.long_runs == 1; k++) {
+        uint32_t lo = iv[k].lo == 0 ? 1 : iv[k].lo;
+        if (iv[k].hi < sum.lo && lo <= iv[k].hi)
+            sum.below += iv[k].hi - lo + 1;
+        else if (iv[k].lo > sum.hi)
+            sum.above += run_len(&iv[k]);
+    }
+    sum.last = n > 0 ? iv[n - 1].hi : 0;
+    sum.lost = s->rt.lost;
+    sum.max_lost = s->rt.max_lost_x;
+    sum.max_ratio = s->rt.max_ratio;
+    return sum;
+}
+
+/* 1 if README.md states what the sweep found (ssin and abs-tanh forward
+ * tasks, both complete). */
+static int check_readme(const char *path, const rt_summary *ssin, const rt_summary *at)
+{
+    printf("README.md, \"%s\": the sweep's round-trip figures\n", &README_LIMITS[3]);
+    char *section = readme_section(path, README_LIMITS);
+    if (section == NULL) {
+        printf("  cannot read the section from %s\n\n", path);
+        return 0;
+    }
+    int ok = 1;
+    /* What the sentences rest on, beyond the figures they quote. */
+    float ymax = INVDL_SSIN_YMAX, top = 0;
+    if (invdl_ssin_inverse(1, &ymax, &top) != INVDL_OK)
+        ok = 0;
+    const struct {
+        int holds;
+        const char *what;
+    } rests[] = {
+        {ssin->long_runs == 1 && at->long_runs == 1, "one long exact interval per kernel"},
+        {ssin->lo == at->lo, "both long intervals start at one float"},
+        {ssin->last == fbits(top), "signed sin's last exact magnitude is inverse(YMAX)"},
+        {at->hi == 0x7f800000u, "abs-tanh's interval runs to infinity"},
+        {ssin->below == at->below, "both kernels have as many exact magnitudes below it"},
+        {ssin->lost == at->lost && ssin->max_lost == at->max_lost, "both lose the same x to 0"},
+        {ssin->max_lost == fbits(0x1p-75f), "the largest x lost to 0 is 2^-75"},
+        {at->lo > fbits(0x1p-64f) && at->lo < fbits(0x1p-63f), "they start just below 2^-63"},
+        /* "never above" the allowance, up to the estimates' 2^-19 ulp */
+        {ssin->max_ratio <= 1 + 0x1p-10 && at->max_ratio <= 1 + 0x1p-10,
+         "no other round trip is off by more than correct rounding allows"},
+    };
+    for (size_t k = 0; k < sizeof rests / sizeof rests[0]; k++) {
+        if (!rests[k].holds)
+            printf("  DOES NOT HOLD: %s\n", rests[k].what);
+        ok &= rests[k].holds;
+    }
+    char fact[256], count[32];
+    snprintf(fact, sizeof fact, "signed sin: every |x| in [%a, %a]", fl(ssin->lo), fl(ssin->hi));
+    ok &= readme_states(section, fact);
+    readme_count(count, sizeof count, ssin->above);
+    snprintf(fact, sizeof fact, "above that only %s scattered magnitudes up to inverse(YMAX)",
+             count);
+    ok &= readme_states(section, fact);
+    snprintf(fact, sizeof fact, "abs-tanh: every |x| >= %a", fl(at->lo));
+    ok &= readme_states(section, fact);
+    readme_count(count, sizeof count, at->below);
+    snprintf(fact, sizeof fact, "both, below 2^-63: %s scattered magnitudes (0 aside)", count);
+    ok &= readme_states(section, fact);
+    readme_count(count, sizeof count, at->lost);
+    snprintf(fact, sizeof fact, "|x| <= 2^-75 (%s positive floats) comes back as 0", count);
+    ok &= readme_states(section, fact);
+    printf("\n");
+    free(section);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Single checks: the header's edge facts and argument rules                 */
 /* ------------------------------------------------------------------------ */
 
@@ -1500,7 +1603,7 @@ int main(int argc, char **argv)
 {
     long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
     uint32_t quick = 1;
-    const char *only = NULL;
+    const char *only = NULL, *readme = NULL;
     for (int k = 1; k < argc; k++) {
         if (strcmp(argv[k], "--threads") == 0 && k + 1 < argc)
             nthreads = strtol(argv[++k], NULL, 10);
@@ -1508,8 +1611,11 @@ int main(int argc, char **argv)
             quick = (uint32_t)strtoul(argv[++k], NULL, 10);
         else if (strcmp(argv[k], "--only") == 0 && k + 1 < argc)
             only = argv[++k];
+        else if (strcmp(argv[k], "--readme") == 0 && k + 1 < argc)
+            readme = argv[++k];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--quick K] [--only TEXT]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--quick K] [--only TEXT] [--readme PATH]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -1632,6 +1738,7 @@ int main(int argc, char **argv)
         printf("Reference self-check skipped: built without MPFR (tier 2 is long double)\n\n");
     }
 
+    rt_summary rt_sums[2];
     for (int k = 0; k < 2; k++) {
         const pair *p = pairs[k];
         tstats *sf = &sum[tf[k] - r.tasks], *si = &sum[ti[k] - r.tasks];
@@ -1671,6 +1778,7 @@ int main(int argc, char **argv)
         printf(" round trip inverse(forward(x)), x in the forward domain\n");
         size_t niv;
         interval *iv = rt_intervals(&r, tf[k], sf, &niv);
+        rt_sums[k] = summarize_rt(iv, niv, sf);
         uint64_t exact = sf->rt.exact_pos + sf->rt.exact_neg;
         uint64_t domain = sf->in_domain * 2;
         printf("    exact bit for bit: %" PRIu64 " of %" PRIu64 " inputs (both signs; negatives by "
@@ -1706,6 +1814,15 @@ int main(int argc, char **argv)
                   si->j[0].undecided_cr == 0;
         fail |= bad;
     }
+
+    /* The README's figures need both forward sweeps whole. */
+    int swept = quick == 1;
+    for (int k = 0; k < 2; k++)
+        swept &= r.offset[tf[k] - r.tasks + 1] - r.offset[tf[k] - r.tasks] == tf[k]->nblocks;
+    if (readme != NULL && swept)
+        fail |= !check_readme(readme, &rt_sums[0], &rt_sums[1]);
+    else if (readme != NULL)
+        printf("README.md figures not checked: the forward sweeps were not complete\n\n");
 
     printf("== glibc on this machine, same machinery ==\n");
     for (int k = 0; k < 2; k++) {

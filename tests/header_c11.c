@@ -4,5 +4,6 @@
 unsigned header_c11_probe(void);
 unsigned header_c11_probe(void)
 {
-    return INVDL_VERSION_NUMBER;
+    /* Macros that expand to expressions must compile too. */
+    return INVDL_MAX_WIDTH > 0 ? INVDL_VERSION_NUMBER : 0u;
 }

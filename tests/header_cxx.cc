@@ -4,5 +4,5 @@
 unsigned header_cxx_probe();
 unsigned header_cxx_probe()
 {
-    return invdl_status(INVDL_OK) == INVDL_OK ? INVDL_VERSION_NUMBER : 0u;
+    return invdl_status(INVDL_OK) == INVDL_OK && INVDL_MAX_WIDTH > 0 ? INVDL_VERSION_NUMBER : 0u;
 }

@@ -281,6 +281,76 @@ static void test_path_is_directory(void **state)
     assert_old_file_intact(f);
 }
 
+/* The temporary file's name does not grow with the target's: every name
+ * the file system takes can be saved to (NAME_MAX bytes, 255 on most),
+ * new or replaced, and a name one byte too long is INVDL_EIO with nothing
+ * left behind. */
+static void test_long_file_names(void **state)
+{
+    files *f = *state;
+    long name_max = pathconf(f->dir, _PC_NAME_MAX);
+    if (name_max < 0 || name_max > 1000)
+        name_max = 255;
+    const size_t lengths[] = {1, (size_t)name_max - 12, (size_t)name_max - 1, (size_t)name_max};
+    char path[1100];
+    for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++) {
+        int at = snprintf(path, sizeof path, "%s/", f->dir);
+        memset(path + at, 'm', lengths[k]);
+        path[(size_t)at + lengths[k]] = '\0';
+        for (int again = 0; again < 2; again++) {
+            assert_int_equal(invdl_model_save(f->b, path), INVDL_OK);
+            invdl_status st = INVDL_EIO;
+            invdl_model *m = invdl_model_load(path, &st);
+            assert_int_equal(st, INVDL_OK);
+            assert_int_equal(invdl_model_depth(m), invdl_model_depth(f->b));
+            invdl_model_free(m);
+            assert_int_equal(count_entries(f->dir), 2);
+        }
+        assert_int_equal(unlink(path), 0);
+    }
+    int at = snprintf(path, sizeof path, "%s/", f->dir);
+    memset(path + at, 'm', (size_t)name_max + 1);
+    path[(size_t)at + (size_t)name_max + 1] = '\0';
+    assert_int_equal(invdl_model_save(f->b, path), INVDL_EIO);
+    assert_old_file_intact(f);
+}
+
+/* A new file gets the mode fopen() would give it, 0666 less the umask; a
+ * replaced file keeps its own mode whatever the umask. */
+static void test_file_modes(void **state)
+{
+    files *f = *state;
+    const mode_t masks[] = {077, 027, 022, 002, 0};
+    char fresh[128];
+    struct stat info;
+    snprintf(fresh, sizeof fresh, "%s/fresh.invdl", f->dir);
+    mode_t saved = umask(022);
+    for (size_t k = 0; k < sizeof masks / sizeof masks[0]; k++) {
+        umask(masks[k]);
+        invdl_status st = invdl_model_save(f->b, fresh);
+        int got = stat(fresh, &info);
+        umask(saved);
+        assert_int_equal(st, INVDL_OK);
+        assert_int_equal(got, 0);
+        assert_int_equal(info.st_mode & 07777, 0666 & ~masks[k]);
+        assert_int_equal(unlink(fresh), 0);
+    }
+    const mode_t kept[] = {0640, 0604, 0600, 0666};
+    for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
+        assert_int_equal(chmod(f->path, kept[k]), 0);
+        for (size_t j = 0; j < sizeof masks / sizeof masks[0]; j += 4) {
+            umask(masks[j]);
+            invdl_status st = invdl_model_save(f->a, f->path);
+            int got = stat(f->path, &info);
+            umask(saved);
+            assert_int_equal(st, INVDL_OK);
+            assert_int_equal(got, 0);
+            assert_int_equal(info.st_mode & 07777, kept[k]);
+        }
+    }
+    assert_old_file_intact(f);
+}
+
 /* Loading from a FIFO with no writer, a device, a directory, a dangling
  * link: INVDL_EIO at once, never a wait. */
 static void test_load_odd_paths(void **state)
@@ -318,6 +388,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unwritable_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_is_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_odd_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_file_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,54 @@ static void test_divergence_past_float_range(void **state)
     invdl_model_free(m);
 }
 
+/* A gradient a float cannot hold.  One mprelu unit with the floor 1e-40
+ * and alpha = 1e-38, x = -3e38, target -2: the prediction a*x is about -3
+ * (one float rounding), the loss (a*x + 2)^2 about 1, and dL/dalpha =
+ * 2 (a*x + 2) x about 6e38, past FLT_MAX.  The gradient call says so;
+ * with learning rate 0 training moves nothing, with or without momentum,
+ * and the loss it reports is the finite loss; a learning rate above 0
+ * would step to -inf: EDIVERGED, the parameters restored. */
+static void test_gradient_past_float_range(void **state)
+{
+    (void)state;
+    const float alpha = 1e-38f, x = -3e38f, t = -2.0f;
+    volatile float pred = alpha * x;
+    double r = (double)pred - (double)t;
+    float want_loss = (float)(r * r);
+    assert_true(fabs(2.0 * r * (double)x) > (double)FLT_MAX && isfinite(want_loss));
+
+    invdl_model *m = invdl_model_create(1);
+    assert_int_equal(invdl_model_add(m, invdl_layer_mprelu_min(1, 1, 1e-40f)), INVDL_OK);
+    assert_int_equal(invdl_model_set_params(m, 1, &alpha), INVDL_OK);
+    float loss = 0, g = 0, gx = 0, after = 0;
+    assert_int_equal(invdl_model_gradient(m, 1, &x, &t, NULL, &loss, &g, &gx), INVDL_EDIVERGED);
+    assert_true(loss == want_loss);
+    assert_true(isinf(g) && g > 0);
+    assert_true(gx == (float)(2.0 * r * (double)alpha));
+
+    invdl_fit_options o = invdl_fit_defaults();
+    for (int k = 0; k < 4; k++) {
+        /* SGD, momentum, Nesterov, Adam: none moves a parameter at rate 0. */
+        if (k == 3)
+            o = invdl_fit_defaults_adam();
+        o.learning_rate = 0.0f;
+        o.epochs = 3;
+        o.momentum = k == 1 || k == 2 ? 0.9f : 0.0f;
+        o.nesterov = k == 2;
+        loss = NAN;
+        assert_int_equal(invdl_model_fit(m, 1, &x, &t, &o, &loss), INVDL_OK);
+        assert_true(loss == want_loss);
+        assert_int_equal(invdl_model_get_params(m, 1, &after), INVDL_OK);
+        assert_memory_equal(&after, &alpha, sizeof alpha);
+    }
+    o = invdl_fit_defaults();
+    assert_int_equal(invdl_model_fit(m, 1, &x, &t, &o, &loss), INVDL_EDIVERGED);
+    assert_true(isnan(loss));
+    assert_int_equal(invdl_model_get_params(m, 1, &after), INVDL_OK);
+    assert_memory_equal(&after, &alpha, sizeof alpha);
+    invdl_model_free(m);
+}
+
 /* A step that would make a dense W singular is not taken: with W = I,
  * b = 0, one sample x = (1, 0) with target 0 and learning rate 1, the step
  * W -= r x^T (r = W x - t = (1, 0)) would zero W's first column. */
@@ -477,6 +526,99 @@ static void test_callback_stops(void **state)
     assert_true(loss == p.losses[2]);
     assert_int_equal(rep.steps, 3 * 2);
     invdl_model_free(m);
+}
+
+/* What on_epoch tries on the model being trained. */
+typedef struct meddler {
+    invdl_model *m, *other;   /* being trained; unrelated */
+    const float *x, *t;
+    size_t n, calls, free_at; /* free_at: epoch that frees m (0: none) */
+    invdl_status add, refit, refit_inverse, fit_other, predict;
+    size_t depth_seen;
+} meddler;
+
+static int meddle(void *user, size_t epoch, size_t epochs, float loss)
+{
+    meddler *d = user;
+    (void)epochs, (void)loss;
+    d->calls++;
+    invdl_fit_options o = invdl_fit_defaults();
+    if (epoch == d->free_at) {
+        invdl_model_free(d->m);
+        return 0;
+    }
+    /* The layer is the model's to free, also on error (leak checkers
+     * would see it otherwise). */
+    d->add = invdl_model_add(d->m, invdl_layer_ssin(W));
+    d->depth_seen = invdl_model_depth(d->m);
+    d->refit = invdl_model_fit(d->m, d->n, d->x, d->t, &o, NULL);
+    invdl_model *inv = invdl_model_inverse(d->m);
+    assert_non_null(inv);
+    d->refit_inverse = invdl_model_fit(inv, d->n, d->t, d->x, &o, NULL);
+    invdl_model_free(inv);
+    d->fit_other = invdl_model_fit(d->other, d->n, d->x, d->t, &o, NULL);
+    float out[W];
+    d->predict = invdl_model_predict(d->m, 1, d->x, out);
+    return 0;
+}
+
+/* The model being trained, and every model sharing its blocks, stays as
+ * the trainer took it: from on_epoch, invdl_model_add() and another fit
+ * on it (or on its inverse model) are INVDL_EINVAL and change nothing,
+ * while reading it and training an unrelated model work; training goes on
+ * exactly as without the callback.  Freeing the model from on_epoch stops
+ * training after that epoch and frees it when fit returns (the inverse
+ * model, sharing its blocks, still works: leak checkers and ASan watch the
+ * rest). */
+static void test_callback_cannot_restructure(void **state)
+{
+    (void)state;
+    enum { S = 20 };
+    float x[S * W], t[S * W], loss, p0[40], p1[40];
+    fill(x, S * W, -1, 1, 30);
+    fill(t, S * W, -1, 1, 31);
+    invdl_model *m = net(W, 40), *twin = net(W, 40), *other = net(W, 50);
+    meddler d = {m, other, x, t, S, 0, 0, INVDL_OK, INVDL_OK, INVDL_OK, INVDL_EINVAL,
+                 INVDL_EINVAL, 0};
+    invdl_fit_report rep;
+    invdl_fit_options o = invdl_fit_defaults();
+    o.epochs = 3;
+    o.on_epoch = meddle;
+    o.user = &d;
+    o.report = &rep;
+    assert_int_equal(invdl_model_fit(m, S, x, t, &o, &loss), INVDL_OK);
+    assert_int_equal(d.calls, 3);
+    assert_int_equal(rep.epochs_run, 3);
+    assert_int_equal(d.add, INVDL_EINVAL);
+    assert_int_equal(d.depth_seen, 3);
+    assert_int_equal(d.refit, INVDL_EINVAL);
+    assert_int_equal(d.refit_inverse, INVDL_EINVAL);
+    assert_int_equal(d.fit_other, INVDL_OK);
+    assert_int_equal(d.predict, INVDL_OK);
+    assert_int_equal(invdl_model_depth(m), 3);
+    o.on_epoch = NULL;
+    assert_int_equal(invdl_model_fit(twin, S, x, t, &o, NULL), INVDL_OK);
+    size_t np = invdl_model_param_count(m);
+    assert_int_equal(invdl_model_get_params(m, np, p0), INVDL_OK);
+    assert_int_equal(invdl_model_get_params(twin, np, p1), INVDL_OK);
+    assert_memory_equal(p0, p1, np * sizeof *p0);
+    /* After training, the model is the caller's to change again. */
+    assert_int_equal(invdl_model_add(m, invdl_layer_ssin(W)), INVDL_OK);
+    assert_int_equal(invdl_model_fit(m, S, x, t, &o, NULL), INVDL_OK);
+
+    invdl_model *inv = invdl_model_inverse(twin);
+    d.m = twin;
+    d.calls = 0;
+    d.free_at = 2;
+    o.on_epoch = meddle;
+    assert_int_equal(invdl_model_fit(twin, S, x, t, &o, &loss), INVDL_OK);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(rep.epochs_run, 2);
+    float out[S * W];
+    assert_int_equal(invdl_model_predict(inv, S, t, out), INVDL_OK);
+    invdl_model_free(inv);
+    invdl_model_free(m);
+    invdl_model_free(other);
 }
 
 /* Clipping by global norm: one full-batch step moves the parameters by
@@ -661,9 +803,11 @@ int main(void)
         cmocka_unit_test(test_learns_target_network),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_divergence_past_float_range),
+        cmocka_unit_test(test_gradient_past_float_range),
         cmocka_unit_test(test_singular_step),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_callback_stops),
+        cmocka_unit_test(test_callback_cannot_restructure),
         cmocka_unit_test(test_clipping),
         cmocka_unit_test(test_train_inverse_model),
         cmocka_unit_test(test_memory_saving),

@@ -266,6 +266,32 @@ static void test_crafted_fields(void **state)
     invdl_model_free(m);
 }
 
+/* A file may name any width a model can have, up to INVDL_MAX_WIDTH: a
+ * wider one (2^61, say, which predict could never serve) is EFORMAT. */
+static void test_file_widths(void **state)
+{
+    (void)state;
+    invdl_model *m = invdl_model_create(INVDL_MAX_WIDTH);
+    assert_int_equal(invdl_model_add(m, invdl_layer_ssin(INVDL_MAX_WIDTH)), INVDL_OK);
+    size_t size;
+    unsigned char *buf = to_memory(m, &size);
+    invdl_model *back = invdl_model_load_memory(buf, size, NULL);
+    assert_non_null(back);
+    assert_int_equal(invdl_model_width(back), INVDL_MAX_WIDTH);
+    invdl_model_free(back);
+    const uint64_t wider[] = {(uint64_t)INVDL_MAX_WIDTH + 1, (uint64_t)1 << 61, UINT64_MAX};
+    for (size_t k = 0; k < sizeof wider / sizeof wider[0]; k++) {
+        put_u32(buf + 16, (uint32_t)wider[k]);
+        put_u32(buf + 20, (uint32_t)(wider[k] >> 32));
+        fix_crc(buf, size);
+        invdl_status st = INVDL_OK;
+        assert_null(invdl_model_load_memory(buf, size, &st));
+        assert_int_equal(st, INVDL_EFORMAT);
+    }
+    free(buf);
+    invdl_model_free(m);
+}
+
 /* Random corruption with a valid CRC never crashes: a model or EFORMAT. */
 static void test_fuzz(void **state)
 {
@@ -463,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_shared_blocks),
         cmocka_unit_test(test_every_truncation_and_bit_flip),
         cmocka_unit_test(test_crafted_fields),
+        cmocka_unit_test(test_file_widths),
         cmocka_unit_test(test_fuzz),
         cmocka_unit_test_setup_teardown(test_files, setup_dir, teardown_dir),
         cmocka_unit_test(test_empty_model),

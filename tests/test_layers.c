@@ -45,6 +45,32 @@ static void test_constructors(void **state)
     assert_null(invdl_layer_dense(SIZE_MAX / 2, 1));
     invdl_layer_free(NULL);
 
+    /* Widths past INVDL_MAX_WIDTH (2^53 - 1 with 64-bit pointers, as the
+     * header says), whose scratch could never be allocated, are refused by
+     * every constructor; the widest ssin and abstanh layers, which
+     * allocate nothing per feature until used, are made. */
+    if (sizeof(void *) == 8)
+        assert_true(INVDL_MAX_WIDTH == ((size_t)1 << 53) - 1);
+    const size_t too_wide[] = {INVDL_MAX_WIDTH + 1, INVDL_MAX_WIDTH * 2 + 2, SIZE_MAX / 4 + 1,
+                               SIZE_MAX};
+    for (size_t k = 0; k < sizeof too_wide / sizeof too_wide[0]; k++) {
+        assert_null(invdl_layer_ssin(too_wide[k]));
+        assert_null(invdl_layer_abstanh(too_wide[k]));
+        assert_null(invdl_layer_mprelu(too_wide[k], 1));
+        assert_null(invdl_layer_mprelu_min(too_wide[k], 1, 0.5f));
+        assert_null(invdl_layer_dense(too_wide[k], 1));
+        assert_null(invdl_model_create(too_wide[k]));
+    }
+    invdl_layer *widest[2] = {invdl_layer_ssin(INVDL_MAX_WIDTH),
+                              invdl_layer_abstanh(INVDL_MAX_WIDTH)};
+    invdl_model *wide = invdl_model_create(INVDL_MAX_WIDTH);
+    assert_non_null(wide);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(invdl_layer_width(widest[k]), INVDL_MAX_WIDTH);
+        assert_int_equal(invdl_model_add(wide, widest[k]), INVDL_OK);
+    }
+    invdl_model_free(wide);
+
     invdl_layer *l = invdl_layer_mprelu(W, 3);
     assert_non_null(l);
     assert_int_equal(invdl_layer_kind_of(l), INVDL_LAYER_MPRELU);

@@ -243,6 +243,56 @@ static void test_roundtrip_helper(void **state)
     invdl_model_free(m);
 }
 
+/* Infinities in a round trip.  One that comes back as the same infinity
+ * differs by 0 (inf - inf is NaN, which would claim a value was lost), and
+ * the relative errors are scaled by the largest finite magnitude, so an
+ * infinity next to a finite value neither hides nor spoils its error.  The
+ * expected errors come from the float arithmetic the header documents for
+ * PReLU (one rounding of a*x, one of y/a). */
+static void test_roundtrip_infinities(void **state)
+{
+    (void)state;
+    /* abs-tanh maps +-inf to +-inf, takes 1, -2 and 0.5 back exactly, and
+     * is the identity from |x| = 8.7067 on (README). */
+    invdl_model *m = invdl_model_create(4);
+    assert_int_equal(invdl_model_add(m, invdl_layer_abstanh(4)), INVDL_OK);
+    const float x[4] = {INFINITY, -INFINITY, 1.0f, -2.0f};
+    const float x2[4] = {0.5f, INFINITY, -INFINITY, -2.0f}, y2[4] = {INFINITY, 10, -INFINITY, -9};
+    invdl_roundtrip r;
+    assert_int_equal(invdl_model_roundtrip(m, 1, x, NULL, &r), INVDL_OK);
+    assert_true(r.forward_error == 0.0f && r.backward_error == 0.0f);
+    assert_int_equal(invdl_model_roundtrip(m, 1, x2, y2, &r), INVDL_OK);
+    assert_true(r.forward_error == 0.0f && r.backward_error == 0.0f);
+    invdl_model_free(m);
+
+    /* PReLU with slope 0.3: find a v < 0 whose round trip is inexact in
+     * float, and u < 0 whose backward trip a*(u/a) is. */
+    const float a = 0.3f, alpha[2] = {a, a};
+    m = invdl_model_create(2);
+    assert_int_equal(invdl_model_add(m, invdl_layer_mprelu(2, 1)), INVDL_OK);
+    assert_int_equal(invdl_layer_set_params(invdl_model_layer(m, 0), 2, alpha), INVDL_OK);
+    volatile float step;
+    float v = -1.0f, u = -1.0f, back, fwd;
+    for (;; v -= 0.125f) {
+        step = a * v;
+        back = step / a;
+        if (back != v)
+            break;
+    }
+    for (;; u -= 0.125f) {
+        step = u / a;
+        fwd = a * step;
+        if (fwd != u)
+            break;
+    }
+    const float xs[2] = {INFINITY, v}, ys[2] = {-INFINITY, u};
+    assert_int_equal(invdl_model_roundtrip(m, 1, xs, ys, &r), INVDL_OK);
+    assert_true(r.forward_error == (float)(fabs((double)back - (double)v) / fabs((double)v)));
+    assert_true(r.backward_error == (float)(fabs((double)fwd - (double)u) / fabs((double)u)));
+    assert_true(r.forward_error > 0.0f && r.backward_error > 0.0f);
+    invdl_model_free(m);
+}
+
 /* The notebook's demo: create_model, the inverted layer linked to the
  * forward one, data [[-1, 0, 1]], delta_check True. */
 static void test_notebook_prelu(void **state)
@@ -410,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_shallow_recovers_inputs),
         cmocka_unit_test(test_deep_inverse_backward_stable),
         cmocka_unit_test(test_roundtrip_helper),
+        cmocka_unit_test(test_roundtrip_infinities),
         cmocka_unit_test(test_notebook_prelu),
         cmocka_unit_test(test_lifetimes_and_double_inverse),
         cmocka_unit_test(test_log_det),

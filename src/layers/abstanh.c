@@ -44,5 +44,5 @@ const invdl_layer_ops invdl_abstanh_ops = {
 
 invdl_layer *invdl_layer_abstanh(size_t width)
 {
-    return width == 0 ? NULL : invdl_layer_create(&invdl_abstanh_ops, width, NULL, NULL, NULL);
+    return invdl_layer_create(&invdl_abstanh_ops, width, NULL, NULL, NULL);
 }

@@ -208,7 +208,8 @@ static void orthogonal_from(double *a, double *v, double *q, size_t n)
 invdl_layer *invdl_layer_dense(size_t width, uint64_t seed)
 {
     size_t nn, count;
-    if (width == 0 || !invdl_mul_size(width, width + 1, &count) || !invdl_mul_size(width, width, &nn))
+    if (invdl_bad_width(width) || !invdl_mul_size(width, width + 1, &count) ||
+        !invdl_mul_size(width, width, &nn))
         return NULL;
     float *values = invdl_alloc_array(count, sizeof *values);
     double *work = invdl_alloc_array(nn, 3 * sizeof *work);

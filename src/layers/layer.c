@@ -75,6 +75,10 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     invdl_layer *l = NULL;
     size_t count = ops->count(width);
 
+    if (invdl_bad_width(width)) {
+        st = INVDL_EINVAL;
+        goto fail;
+    }
     if (count > 0 && values == NULL)
         goto fail;
     if (!ops->valid(width, settings, values)) {
@@ -95,6 +99,7 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     if (ops->nsettings > 0)
         memcpy(p->settings, settings, ops->nsettings * sizeof *settings);
     p->cache = p->spare = NULL;
+    p->training = 0;
     if (ops->cache_new != NULL) {
         p->cache = ops->cache_new(width);
         p->spare = ops->cache_new(width);

@@ -36,6 +36,10 @@ typedef struct invdl_params invdl_params;
 #define INVDL_SCRATCH_ROWS 80
 #define INVDL_SCRATCH_PAD 16
 
+_Static_assert(INVDL_MAX_WIDTH <= (size_t)PTRDIFF_MAX / (INVDL_SCRATCH_ROWS * sizeof(double)) -
+                   INVDL_SCRATCH_PAD,
+               "every width a layer may have has room for its scratch");
+
 /* Scratch for the operations of layers of `width`, freed with invdl_free;
  * NULL on ENOMEM. */
 static inline double *invdl_scratch_new(size_t width)
@@ -102,6 +106,7 @@ struct invdl_params {
     float settings[INVDL_MAX_SETTINGS];
     void *cache;                /* owned: derived from values, NULL if the kind has none */
     void *spare;                /* owned: where the next cache is prepared */
+    int training;               /* a fit is training a model holding this block */
 };
 
 struct invdl_layer {
@@ -116,8 +121,9 @@ const invdl_layer_ops *invdl_layer_ops_for_kind(uint32_t kind);
 
 /* A new layer over a new block of `ops`, taking `values` (count floats,
  * allocated with invdl_malloc, NULL when count is 0; freed on failure) and
- * copying `settings`.  NULL on ENOMEM, invalid values or singular data; the
- * reason goes to *status if not NULL. */
+ * copying `settings`.  NULL on a bad width (invdl_bad_width), ENOMEM,
+ * invalid values or singular data; the reason goes to *status if not
+ * NULL. */
 invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const float *settings,
                                 float *values, invdl_status *status);
 

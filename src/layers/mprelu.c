@@ -156,7 +156,7 @@ const invdl_layer_ops invdl_mprelu_ops = {
 
 invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min)
 {
-    if (width == 0 || !(alpha_min > 0.0f) || !isfinite(alpha_min))
+    if (invdl_bad_width(width) || !(alpha_min > 0.0f) || !isfinite(alpha_min))
         return NULL;
     float *alpha = invdl_alloc_array(width, sizeof *alpha);
     if (alpha == NULL)

@@ -41,5 +41,5 @@ const invdl_layer_ops invdl_ssin_ops = {
 
 invdl_layer *invdl_layer_ssin(size_t width)
 {
-    return width == 0 ? NULL : invdl_layer_create(&invdl_ssin_ops, width, NULL, NULL, NULL);
+    return invdl_layer_create(&invdl_ssin_ops, width, NULL, NULL, NULL);
 }

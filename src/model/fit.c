@@ -449,15 +449,40 @@ invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float 
         st = batch_gradient(&t, batch, x, y, &l);
         if (st == INVDL_OK || st == INVDL_EDOMAIN) {
             *loss = (float)l;
-            for (size_t i = 0; i < t.nparams; i++)
+            int finite = isfinite(*loss);
+            for (size_t i = 0; i < t.nparams; i++) {
                 param_grad[i] = (float)t.grad[i];
+                finite &= isfinite(param_grad[i]) != 0;
+            }
             if (input_grad != NULL)
                 memcpy(input_grad, t.dout, n * sizeof *input_grad);
+            for (size_t i = 0; input_grad != NULL && i < n; i++)
+                finite &= isfinite(input_grad[i]) != 0;
             fill_report(&t, o->report, 0, 0, (float)l);
+            /* A loss or gradient a float cannot hold is not returned as
+             * if it were a result; the +inf NLL of a sample outside a
+             * domain (density 0) is reported as the domain exit. */
+            if (!finite && !(st == INVDL_EDOMAIN && o->loss == INVDL_LOSS_NLL))
+                st = INVDL_EDIVERGED;
         }
     }
     trainer_free(&t);
     return st;
+}
+
+/* Whether another fit is training some block of the trainer's. */
+static int blocks_in_training(const trainer *t)
+{
+    for (size_t b = 0; b < t->nblocks; b++)
+        if (t->blocks[b]->training)
+            return 1;
+    return 0;
+}
+
+static void mark_blocks(const trainer *t, int training)
+{
+    for (size_t b = 0; b < t->nblocks; b++)
+        t->blocks[b]->training = training;
 }
 
 /* Gathers the model's parameters into dst. */
@@ -545,7 +570,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     const invdl_fit_options *o = options != NULL ? options : &defaults;
     size_t total;
     if (model == NULL || n == 0 || x == NULL || bad_targets(o, y) || bad_options(o) ||
-        !invdl_mul_size(n, model->width, &total))
+        !invdl_mul_size(n, model->width, &total) || model->training)
         return INVDL_EINVAL;
 
     size_t cap = o->batch_size < n ? o->batch_size : n, w = model->width;
@@ -554,9 +579,18 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     float *xb = NULL, *yb = NULL, *velocity = NULL, *initial = NULL, *good = NULL, *next = NULL;
     float *epoch_start = NULL;
     double *moments = NULL;
+    int marked = 0;
     invdl_status st = trainer_init(&t, model, o, cap);
     if (st != INVDL_OK)
         goto done;
+    /* Another fit on a model sharing these blocks (from on_epoch) would
+     * change them under this one: refused, and so is changing the model's
+     * layers (invdl_model_add); a free is deferred. */
+    st = INVDL_EINVAL;
+    if (blocks_in_training(&t))
+        goto done;
+    mark_blocks(&t, 1);
+    model->training = marked = 1;
     st = INVDL_ENOMEM;
     size_t np = t.nparams;
     order = invdl_alloc_array(n, sizeof *order);
@@ -610,7 +644,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 st = INVDL_ENOMEM;
                 break;
             }
-            if (!loss_is_finite(loss) || !all_finite_doubles(np, t.grad)) {
+            /* With learning rate 0 the gradient moves nothing: only the
+             * loss can diverge. */
+            if (!loss_is_finite(loss) ||
+                (o->learning_rate > 0.0f && !all_finite_doubles(np, t.grad))) {
                 /* The current parameters gave a non-finite loss or
                  * gradient: go back to parameters that give a finite loss
                  * on all the data. */
@@ -629,7 +666,12 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 if (norm > (double)o->global_clipnorm)
                     scale = (double)o->global_clipnorm / norm;
             }
-            if (o->optimizer == INVDL_OPTIMIZER_ADAM)
+            if (o->learning_rate == 0.0f)
+                /* No step at all, whatever the optimizer: lr * g would be
+                 * NaN for a g that overflowed float, and cur + 0 would
+                 * turn -0 into +0. */
+                memcpy(next, good, np * sizeof *next);
+            else if (o->optimizer == INVDL_OPTIMIZER_ADAM)
                 adam_step(o, np, good, t.grad, scale, steps + 1, moments, moments + np, next);
             else
                 sgd_step(o, np, good, t.grad, scale, velocity, next);
@@ -652,7 +694,9 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         if (st != INVDL_OK)
             break;
         epoch_loss = sum / (double)n;
-        if (o->on_epoch != NULL && o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss)) {
+        if (o->on_epoch != NULL &&
+            (o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss) ||
+             model->free_pending)) {
             epoch++;
             break;
         }
@@ -661,6 +705,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         *final_loss = (float)epoch_loss;
     fill_report(&t, o->report, epoch, steps, (float)epoch_loss);
 done:
+    if (marked) {
+        mark_blocks(&t, 0);
+        model->training = 0;
+    }
     invdl_free(order);
     invdl_free(xb);
     invdl_free(yb);
@@ -671,5 +719,7 @@ done:
     invdl_free(epoch_start);
     invdl_free(moments);
     trainer_free(&t);
+    if (marked && model->free_pending)
+        invdl_model_free(model);
     return st;
 }

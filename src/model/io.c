@@ -9,7 +9,7 @@
  *   0       8     magic "INVDLMDL"
  *   8       4     version = 1
  *   12      4     flags = 0 (reserved)
- *   16      8     width (> 0)
+ *   16      8     width (1 to INVDL_MAX_WIDTH)
  *   24      8     B: parameter blocks
  *   32      8     L: layers
  *   40            B blocks, each:
@@ -37,12 +37,14 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "model.h"
+#include "rng.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FILE_MAGIC "INVDLMDL"
@@ -200,18 +202,15 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 1;
 }
 
-/* Syncs the directory holding path, so that the rename is durable. */
-static void sync_directory(const char *path, char *buf, size_t len)
+/* Syncs the directory holding path (its first dir_len bytes), so that the
+ * rename is durable.  buf has room for dir_len + 1 bytes. */
+static void sync_directory(const char *path, size_t dir_len, char *buf)
 {
-    const char *slash = strrchr(path, '/');
     const char *dir = ".";
-    if (slash != NULL) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n < len) {
-            memcpy(buf, path, n);
-            buf[n] = '\0';
-            dir = buf;
-        }
+    if (dir_len > 0) {
+        memcpy(buf, path, dir_len);
+        buf[dir_len] = '\0';
+        dir = buf;
     }
     int fd = open(dir, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
@@ -220,33 +219,72 @@ static void sync_directory(const char *path, char *buf, size_t len)
     }
 }
 
+/* The temporary file's name in the target's directory: fixed, whatever
+ * the length of the target's name, so that every name that can be saved
+ * to has room for it. */
+#define TEMP_PREFIX ".invdl-tmp-"
+#define TEMP_RANDOM 12
+#define TEMP_ATTEMPTS 100
+
+/* Creates the temporary file in path's directory (its first dir_len
+ * bytes) with open(O_CREAT | O_EXCL, mode): the umask applies as it does
+ * to fopen().  mkstemp() would create it 0600 and leave the mode to set
+ * afterwards, and reading the umask means changing it, which no thread
+ * can do safely while others create files.  The name's random part comes
+ * from the time, the process and this call's buffer address, and a name
+ * that exists already is drawn again.  tmp receives the name.  Returns
+ * the descriptor, or -1. */
+static int create_temporary(const char *path, size_t dir_len, mode_t mode, char *tmp)
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    struct timespec now = {0, 0};
+    (void)clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t state = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    state ^= (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)tmp;
+    memcpy(tmp, path, dir_len);
+    char *name = tmp + dir_len, *random = name + sizeof TEMP_PREFIX - 1;
+    memcpy(name, TEMP_PREFIX, sizeof TEMP_PREFIX - 1);
+    random[TEMP_RANDOM] = '\0';
+    for (int attempt = 0; attempt < TEMP_ATTEMPTS; attempt++) {
+        uint64_t r = invdl_rng_next(&state);
+        for (int i = 0; i < TEMP_RANDOM; i++, r /= 36)
+            random[i] = digits[r % 36];
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
 invdl_status invdl_model_save(const invdl_model *model, const char *path)
 {
     if (model == NULL || path == NULL)
         return INVDL_EINVAL;
-    size_t size, len = strlen(path);
+    const char *slash = strrchr(path, '/');
+    size_t len = strlen(path), dir_len = slash == NULL ? 0 : (size_t)(slash - path) + 1;
+    size_t size, tmp_size = dir_len + sizeof TEMP_PREFIX + TEMP_RANDOM;
     invdl_status st;
     unsigned char *bytes = to_bytes(model, &size, &st);
-    static const char suffix[] = ".tmp-XXXXXX";
-    char *tmp = len < SIZE_MAX - sizeof suffix ? invdl_malloc(len + sizeof suffix) : NULL;
+    char *tmp = invdl_malloc(tmp_size);
     if (bytes == NULL || tmp == NULL) {
         invdl_free(bytes);
         invdl_free(tmp);
         return INVDL_ENOMEM;
     }
     /* The temporary file sits beside the target, on the same file system,
-     * so that rename() replaces the target in one step. */
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, suffix, sizeof suffix);
+     * so that rename() replaces the target in one step.  A file being
+     * replaced keeps its mode: the temporary starts private and gets that
+     * mode before anything is written. */
     st = INVDL_EIO;
-    int fd = len == 0 ? -1 : mkstemp(tmp);
+    struct stat old;
+    int replacing = stat(path, &old) == 0;
+    int fd = len == dir_len ? -1 : create_temporary(path, dir_len, replacing ? 0600 : 0666, tmp);
     if (fd >= 0) {
-        struct stat old;
-        mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644;
-        int ok = fchmod(fd, mode) == 0 && write_all(fd, bytes, size) && fsync(fd) == 0;
+        int ok = (!replacing || fchmod(fd, old.st_mode & 07777) == 0) &&
+                 write_all(fd, bytes, size) && fsync(fd) == 0;
         ok &= close(fd) == 0;
         if (ok && rename(tmp, path) == 0) {
-            sync_directory(path, tmp, len + sizeof suffix);
+            sync_directory(path, dir_len, tmp);
             st = INVDL_OK;
         } else {
             (void)unlink(tmp);
@@ -366,7 +404,7 @@ invdl_model *invdl_model_load_memory(const void *data, size_t size, invdl_status
     (void)get_u64(&r, &depth);
     /* Counts are bounded by the bytes they need before anything is
      * allocated for them. */
-    if (version != FILE_VERSION || flags != 0 || width == 0 || width > SIZE_MAX ||
+    if (version != FILE_VERSION || flags != 0 || width == 0 || width > INVDL_MAX_WIDTH ||
         b64 > r.left / BLOCK_BYTES || depth > r.left / LAYER_BYTES || b64 > depth)
         goto fail;
     nblocks = (size_t)b64;

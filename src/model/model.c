@@ -9,7 +9,7 @@
 
 invdl_model *invdl_model_create(size_t width)
 {
-    if (width == 0)
+    if (invdl_bad_width(width))
         return NULL;
     invdl_model *m = invdl_malloc(sizeof *m);
     if (m == NULL)
@@ -17,6 +17,7 @@ invdl_model *invdl_model_create(size_t width)
     m->width = width;
     m->depth = m->capacity = 0;
     m->layers = NULL;
+    m->training = m->free_pending = 0;
     return m;
 }
 
@@ -24,6 +25,11 @@ void invdl_model_free(invdl_model *model)
 {
     if (model == NULL)
         return;
+    if (model->training) {
+        /* From fit's callback: fit stops after this epoch and frees it. */
+        model->free_pending = 1;
+        return;
+    }
     for (size_t i = 0; i < model->depth; i++)
         invdl_layer_release(model->layers[i]);
     invdl_free(model->layers);
@@ -36,7 +42,8 @@ invdl_status invdl_model_add(invdl_model *model, invdl_layer *layer)
         return INVDL_EINVAL;
     if (layer->in_model)
         return INVDL_EINVAL; /* another model owns it and will free it */
-    if (model == NULL || layer->width != model->width) {
+    /* A model being trained keeps its layers: the trainer's are fixed. */
+    if (model == NULL || layer->width != model->width || model->training) {
         invdl_layer_free(layer);
         return INVDL_EINVAL;
     }
@@ -248,17 +255,22 @@ invdl_status invdl_model_set_params(invdl_model *model, size_t count, const floa
 
 /* ---- round trips --------------------------------------------------------- */
 
-/* max|a - b| / max|ref| over n floats, in double; NaN if any difference is
- * NaN, and 0/0 counts as 0. */
+/* max|a - b| / max|ref| over n floats, in double.  Equal values differ by
+ * 0, the same infinity included (inf - inf would be NaN), and an infinity
+ * against anything else by inf; the scale is max|ref| over the finite ref
+ * only, so an infinity neither hides the other errors nor turns them into
+ * NaN.  NaN if any difference is NaN (a value was lost), and 0/0 counts as
+ * 0. */
 static float relative_gap(size_t n, const float *a, const float *b, const float *ref)
 {
     double gap = 0.0, scale = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
+        double d = a[i] == b[i] ? 0.0 : fabs((double)a[i] - (double)b[i]);
         if (d > gap || d != d)
             gap = d;
         double r = fabs((double)ref[i]);
-        scale = r > scale ? r : scale;
+        if (r > scale && isfinite(r))
+            scale = r;
     }
     if (gap != gap)
         return NAN;

@@ -12,6 +12,8 @@ struct invdl_model {
     size_t depth;
     size_t capacity;
     invdl_layer **layers; /* owned, depth used of capacity */
+    int training;         /* invdl_model_fit is training this model */
+    int free_pending;     /* freed from fit's callback: fit frees it on return */
 };
 
 /* The distinct parameter blocks of a model in order of first use, in a new
