@@ -116,9 +116,14 @@ static void float_backward(size_t n, const float *w, size_t batch, const float *
 
 extern const invdl_layer_ops invdl_dense_ops;
 
-static invdl_status scalar_prepare(const invdl_params *p, const float *values, void *cache)
+static invdl_status scalar_prepare(const invdl_params *p, const float *values, void *cache,
+                                   int complete)
 {
     (void)p;
+    if (!complete) {
+        invdl_dense_stage(values, cache);
+        return INVDL_OK;
+    }
     return invdl_dense_factor(&invdl_dense_scalar, values, cache);
 }
 
@@ -141,9 +146,10 @@ static void scalar_backward(const invdl_params *p, int inverse, size_t batch, co
                          dparams, scratch);
 }
 
-static invdl_status loop_prepare(const invdl_params *p, const float *values, void *cache)
+static invdl_status loop_prepare(const invdl_params *p, const float *values, void *cache,
+                                 int complete)
 {
-    (void)p;
+    (void)p, (void)complete;
     return plain_factor(values, cache);
 }
 

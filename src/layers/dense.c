@@ -26,22 +26,23 @@
 #include <math.h>
 #include <string.h>
 
-/* invdl_dense_scratch_count(width) <= invdl_scratch_new's rows * (width + pad) */
-_Static_assert(2 * INVDL_DENSE_LANES_LD <= INVDL_SCRATCH_ROWS &&
+/* invdl_dense_scratch_count(width) <= invdl_scratch_new's rows * (width + pad),
+ * for this kind and dense_lu. */
+_Static_assert(INVDL_DENSE_STAGED * INVDL_DENSE_LANES_LD <= INVDL_SCRATCH_ROWS &&
                    2 * INVDL_DENSE_NR - 1 <= INVDL_SCRATCH_PAD,
-               "the operations' scratch holds the dense layer's staged blocks");
+               "the operations' scratch holds the dense kinds' staged blocks");
 
-static size_t dense_count(size_t width)
+static size_t dense_count(size_t width, const float *settings)
 {
     size_t n;
+    (void)settings;
     /* SIZE_MAX, which no array can hold, where width*(width + 1) overflows. */
     return invdl_mul_size(width, width + 1, &n) ? n : SIZE_MAX;
 }
 
 static int dense_valid(size_t width, const float *settings, const float *values)
 {
-    (void)settings;
-    size_t n = dense_count(width);
+    size_t n = dense_count(width, settings);
     for (size_t i = 0; i < n; i++)
         if (!isfinite(values[i]))
             return 0;
@@ -53,14 +54,22 @@ static void dense_cache_free(void *cache)
     invdl_dense_factors_free(cache);
 }
 
-static void *dense_cache_new(size_t width)
+static void *dense_cache_new(size_t width, const float *settings)
 {
+    (void)settings;
     return invdl_dense_factors_new(width);
 }
 
-static invdl_status dense_prepare(const invdl_params *p, const float *values, void *cache)
+/* Training's steps stage W and W^T only; the factorisation waits until an
+ * inverse, a log-det, a gain or the end of training needs it. */
+static invdl_status dense_prepare(const invdl_params *p, const float *values, void *cache,
+                                  int complete)
 {
     (void)p;
+    if (!complete) {
+        invdl_dense_stage(values, cache);
+        return INVDL_OK;
+    }
     return invdl_dense_factor(invdl_dense_kernels_best(), values, cache);
 }
 
@@ -94,15 +103,18 @@ static invdl_status dense_log_det(const invdl_params *p, size_t batch, const flo
     return INVDL_OK;
 }
 
+static void dense_weights(const invdl_params *p, float *w, float *b)
+{
+    size_t nn = p->width * p->width;
+    memcpy(w, p->values, nn * sizeof *w);
+    memcpy(b, p->values + nn, p->width * sizeof *b);
+}
+
 static double dense_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                          const float *out)
 {
     const invdl_dense_factors *c = p->cache;
-    double slope = inverse ? c->norm : c->inv_norm;
-    double worst = 0.0;
-    for (size_t s = 0; s < batch; s++)
-        worst = invdl_gain_update(worst, slope, p->width, in + s * p->width, out + s * p->width);
-    return worst;
+    return invdl_affine_gain(p->width, inverse ? c->norm : c->inv_norm, batch, in, out);
 }
 
 const invdl_layer_ops invdl_dense_ops = {
@@ -116,6 +128,7 @@ const invdl_layer_ops invdl_dense_ops = {
     .apply = dense_apply,
     .backward = dense_backward,
     .log_det = dense_log_det,
+    .weights = dense_weights,
     .gain = dense_gain,
 };
 
@@ -175,26 +188,42 @@ static void orthogonal_from(double *a, double *v, double *q, size_t n)
             q[i * n + j] *= a[j];
 }
 
+double *invdl_orthogonal_new(size_t n, uint64_t seed)
+{
+    size_t nn;
+    if (!invdl_mul_size(n, n, &nn))
+        return NULL;
+    double *q = invdl_alloc_array(nn, sizeof *q);
+    double *work = invdl_alloc_array(nn, 2 * sizeof *work);
+    if (q == NULL || work == NULL) {
+        invdl_free(q);
+        invdl_free(work);
+        return NULL;
+    }
+    double *a = work, *v = work + nn;
+    uint64_t state = seed;
+    for (size_t i = 0; i < nn; i++)
+        a[i] = invdl_rng_normal(&state);
+    orthogonal_from(a, v, q, n);
+    invdl_free(work);
+    return q;
+}
+
 invdl_layer *invdl_layer_dense(size_t width, uint64_t seed)
 {
     size_t nn, count;
     if (width == 0 || !invdl_mul_size(width, width + 1, &count) || !invdl_mul_size(width, width, &nn))
         return NULL;
     float *values = invdl_alloc_array(count, sizeof *values);
-    double *work = invdl_alloc_array(nn, 3 * sizeof *work);
-    if (values == NULL || work == NULL) {
+    double *q = invdl_orthogonal_new(width, seed);
+    if (values == NULL || q == NULL) {
         invdl_free(values);
-        invdl_free(work);
+        invdl_free(q);
         return NULL;
     }
-    double *a = work, *v = work + nn, *q = work + 2 * nn;
-    uint64_t state = seed;
-    for (size_t i = 0; i < nn; i++)
-        a[i] = invdl_rng_normal(&state);
-    orthogonal_from(a, v, q, width);
     for (size_t i = 0; i < nn; i++)
         values[i] = (float)q[i];
     memset(values + nn, 0, width * sizeof *values);
-    invdl_free(work);
+    invdl_free(q);
     return invdl_layer_create(&invdl_dense_ops, width, NULL, values, NULL);
 }

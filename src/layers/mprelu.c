@@ -11,8 +11,9 @@
 
 #include <math.h>
 
-static size_t mprelu_count(size_t width)
+static size_t mprelu_count(size_t width, const float *settings)
 {
+    (void)settings;
     return width;
 }
 
