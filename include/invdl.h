@@ -537,7 +537,17 @@ int          invdl_delta_check(size_t n, const float *a, const float *b, float e
  * as Keras' SGD does:
  *     m == 0:    w -= lr*g
  *     otherwise: v = m*v - lr*g; w += v            (nesterov: w += m*v - lr*g)
- * A dense layer's LU factors are refreshed after every step.
+ * After each step, values are moved into the region training keeps them
+ * in (a dense_lu layer's |s_i| < s_min become copysign(s_min, s_i)).
+ *
+ * A dense layer's factorisation (LU, norms: O(width^3)) runs after every
+ * step only when training reads it at every step: with memory-saving
+ * backprop, or when the model holds a layer in its inverse direction.
+ * Otherwise the steps keep only W and W^T up to date and the factors are
+ * computed at the end of each epoch; a W found numerically singular there
+ * sends every parameter back to that epoch's start (INVDL_ESINGULAR).
+ * Either way, when fit returns (and when on_epoch runs) every layer is
+ * complete, as after invdl_model_set_params().
  *
  * Memory-saving backprop (memory_saving = 1) keeps only each batch's final
  * output and rebuilds every layer's input from its output through the
@@ -605,10 +615,13 @@ invdl_fit_options invdl_fit_defaults(void);
  *            the latest of these with a finite loss over all n samples:
  *            those of the last batch whose loss was finite, those at the
  *            start of the epoch, the initial ones; the initial ones if
- *            none is finite, e.g. with NaN data); INVDL_ESINGULAR (a step
- *            would make a dense W numerically singular: it is not taken,
- *            the parameters are those of the last step); INVDL_ENOMEM
- *            (model unchanged).
+ *            none is finite, e.g. with NaN data); INVDL_ESINGULAR (a
+ *            dense W became numerically singular: where the factors are
+ *            refreshed at every step, that step is not taken and the
+ *            parameters are those of the last step; otherwise the end of
+ *            the epoch found it and the parameters are those at the
+ *            epoch's start, the epoch not counted in the report);
+ *            INVDL_ENOMEM (model unchanged).
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras
  *            reports it); after INVDL_EDIVERGED, the non-finite loss. */

@@ -62,76 +62,105 @@ static double *row_span(const c_rows *c, size_t r, size_t *lo, size_t *hi)
     }
 }
 
+/* The rows of C's tile at (r0, l0), mr by w, when C holds all of it:
+ * crow[r] = the address of (r0 + r, l0).  0 when it does not. */
+static int whole_tile(const c_rows *c, size_t rows, size_t r0, size_t mr, size_t l0, size_t w,
+                      double **crow)
+{
+    if (r0 + mr > rows)
+        return 0;
+    switch (c->shape) {
+    case C_LOWER:
+        if (l0 + w > r0)
+            return 0;
+        for (size_t r = 0, i = r0; r < mr; r++, i++)
+            crow[r] = c->c + i * (i - 1) / 2 + l0;
+        return 1;
+    case C_UPPER:
+        if (l0 < r0 + mr || l0 + w > c->n)
+            return 0;
+        for (size_t r = 0, i = r0; r < mr; r++, i++)
+            crow[r] = c->c + i * (2 * c->n - i - 1) / 2 + (l0 - i - 1);
+        return 1;
+    default:
+        if (l0 + w > c->cols)
+            return 0;
+        for (size_t r = 0; r < mr; r++)
+            crow[r] = c->c + (r0 + r) * c->ldc + l0;
+        return 1;
+    }
+}
+
+/* A tile C holds only part of (edges, triangles, rows past `rows`): it runs
+ * on a copy of the parts C holds; a tile C holds nothing of is skipped. */
+static void part_tile(invdl_dense_tile_fn tile, size_t depth, const double *a, ptrdiff_t ak,
+                      ptrdiff_t ar, const double *b, ptrdiff_t bk, size_t bp, const c_rows *c,
+                      size_t rows, size_t cols, size_t r0, size_t mr, size_t l0, size_t w)
+{
+    double *crow[MR_MAX], *at_lo[MR_MAX]; /* at_lo[r]: the address of (r0 + r, lo_of[r]) */
+    double edge[MR_MAX][2 * NR];
+    size_t lo_of[MR_MAX], hi_of[MR_MAX];
+    int any = 0;
+    memset(edge, 0, sizeof edge);
+    for (size_t r = 0; r < mr; r++) {
+        size_t lo = 0, hi = 0;
+        double *first = r0 + r < rows ? row_span(c, r0 + r, &lo, &hi) : NULL;
+        lo_of[r] = lo > l0 ? lo : l0;
+        hi_of[r] = min_size(min_size(hi, l0 + w), cols);
+        crow[r] = edge[r];
+        at_lo[r] = NULL;
+        if (first != NULL && lo_of[r] < hi_of[r]) {
+            at_lo[r] = first + (lo_of[r] - lo);
+            memcpy(edge[r] + (lo_of[r] - l0), at_lo[r], (hi_of[r] - lo_of[r]) * sizeof **edge);
+            any = 1;
+        }
+    }
+    if (!any)
+        return;
+    tile(depth, a, ak, ar, b, bk, (ptrdiff_t)bp, crow);
+    for (size_t r = 0; r < mr; r++)
+        if (at_lo[r] != NULL)
+            memcpy(at_lo[r], edge[r] + (lo_of[r] - l0), (hi_of[r] - lo_of[r]) * sizeof **edge);
+}
+
+/* Whether C holds nothing of the tile at (r0, l0), mr by w: a tile of a
+ * strict triangle on the wrong side of the diagonal. */
+static int empty_tile(const c_rows *c, size_t r0, size_t mr, size_t l0, size_t w)
+{
+    return (c->shape == C_LOWER && l0 + 1 >= r0 + mr) || (c->shape == C_UPPER && l0 + w <= r0 + 1);
+}
+
 /* C +-= A B over rows x cols (see invdl_dense_gemm for A and B), in tiles
  * of the path's mr rows by one or two strips, along C's longer side in the
  * inner loop so that the tile row or column of the operand along the
- * shorter side stays in cache while the other streams past it.  A tile's
- * rows that C does not hold in full (edges, triangles, rows past `rows`)
- * run on a copy; tiles C holds nothing of are skipped. */
+ * shorter side stays in cache while the other streams past it. */
 static void tiles(const invdl_dense_kernels *k, size_t rows, size_t cols, size_t depth,
                   const double *a, ptrdiff_t ak, ptrdiff_t ar, const double *b, ptrdiff_t bk,
                   size_t bp, const c_rows *c, int sub)
 {
     size_t mr = k->mr, wide = k->strips * NR;
     int rows_outer = rows >= cols;
+    /* Columns of tiles: as many wide ones as fit, then narrow ones. */
+    size_t wide_end = wide > NR ? cols / wide * wide : 0;
     size_t outer = rows_outer ? rows : cols;
     for (size_t o = 0; o < outer;) {
-        /* One tile row (rows_outer) or tile column at a time. */
-        size_t r_first = rows_outer ? o : 0, r_end = rows_outer ? o + mr : rows;
-        size_t l_first = rows_outer ? 0 : o, l_end = rows_outer ? cols : min_size(o + wide, cols);
-        if (!rows_outer && cols - o < wide)
-            l_end = min_size(o + NR, cols);
-        for (size_t r0 = r_first; r0 < r_end && r0 < rows; r0 += mr) {
+        size_t w_outer = o < wide_end ? wide : NR;
+        size_t r_first = rows_outer ? o : 0, r_end = rows_outer ? o + 1 : rows;
+        size_t l_first = rows_outer ? 0 : o, l_end = rows_outer ? cols : o + 1;
+        for (size_t r0 = r_first; r0 < r_end; r0 += mr) {
             for (size_t l0 = l_first; l0 < l_end;) {
-                size_t w = cols - l0 >= wide ? wide : NR;
+                size_t w = l0 < wide_end ? wide : NR;
+                invdl_dense_tile_fn tile = w == NR ? k->narrow[sub] : k->wide[sub];
+                const double *at = a + (ptrdiff_t)r0 * ar, *bt = b + l0 / NR * bp;
                 double *crow[MR_MAX];
-                double edge[MR_MAX][2 * NR];
-                size_t lo_of[MR_MAX], hi_of[MR_MAX];
-                int copied[MR_MAX], any = 0;
-                for (size_t r = 0; r < mr; r++) {
-                    size_t lo = 0, hi = 0;
-                    double *base = r0 + r < rows ? row_span(c, r0 + r, &lo, &hi) : NULL;
-                    lo = lo > l0 ? lo : l0;
-                    hi = hi < l0 + w ? hi : l0 + w;
-                    if (hi > cols)
-                        hi = cols;
-                    lo_of[r] = lo;
-                    hi_of[r] = hi;
-                    copied[r] = 0;
-                    if (base != NULL && lo == l0 && hi == l0 + w) {
-                        size_t first = c->shape == C_UPPER ? r0 + r + 1 : 0;
-                        crow[r] = base + (l0 - first);
-                        any = 1;
-                        continue;
-                    }
-                    memset(edge[r], 0, sizeof edge[r]);
-                    crow[r] = edge[r];
-                    if (base != NULL && lo < hi) {
-                        size_t first = c->shape == C_UPPER ? r0 + r + 1 : 0;
-                        memcpy(edge[r] + (lo - l0), base + (lo - first), (hi - lo) * sizeof **edge);
-                        copied[r] = 1;
-                        any = 1;
-                    }
-                }
-                if (any) {
-                    k->wide[sub] == NULL || w != wide || wide == NR
-                        ? k->narrow[sub](depth, a + (ptrdiff_t)r0 * ar, ak, ar,
-                                         b + l0 / NR * bp, bk, (ptrdiff_t)bp, crow)
-                        : k->wide[sub](depth, a + (ptrdiff_t)r0 * ar, ak, ar, b + l0 / NR * bp,
-                                       bk, (ptrdiff_t)bp, crow);
-                    for (size_t r = 0; r < mr; r++)
-                        if (copied[r]) {
-                            size_t lo, hi;
-                            double *base = row_span(c, r0 + r, &lo, &hi);
-                            size_t first = c->shape == C_UPPER ? r0 + r + 1 : 0;
-                            memcpy(base + (lo_of[r] - first), edge[r] + (lo_of[r] - l0),
-                                   (hi_of[r] - lo_of[r]) * sizeof **edge);
-                        }
-                }
+                if (whole_tile(c, rows, r0, mr, l0, w, crow))
+                    tile(depth, at, ak, ar, bt, bk, (ptrdiff_t)bp, crow);
+                else if (!empty_tile(c, r0, mr, l0, w))
+                    part_tile(tile, depth, at, ak, ar, bt, bk, bp, c, rows, cols, r0, mr, l0, w);
                 l0 += w;
             }
         }
-        o += rows_outer ? mr : l_end - o;
+        o += rows_outer ? mr : w_outer;
     }
 }
 
@@ -1126,6 +1155,42 @@ invdl_dense_plu *invdl_dense_plu_new(size_t n)
         return NULL;
     }
     return f;
+}
+
+invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, const float *values,
+                                 int complete)
+{
+    size_t n = f->n, ld = f->lu_ld, tri = n * (n - 1) / 2;
+    float s_min = settings[0];
+    const float *lower = values, *upper = values + tri, *s = values + 2 * tri;
+    /* The permutation, each index once (unfloored[] marks the seen ones
+     * until it is filled below). */
+    memset(f->unfloored, 0, n * sizeof *f->unfloored);
+    for (size_t i = 0; i < n; i++) {
+        size_t pi = (size_t)settings[1 + i];
+        if (f->unfloored[pi])
+            return INVDL_EINVAL;
+        f->unfloored[pi] = 1;
+        f->perm[i] = pi;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double *row = f->lu + i * ld;
+        const float *lrow = lower + i * (i - 1) / 2, *urow = upper + i * (2 * n - i - 1) / 2;
+        for (size_t k = 0; k < i; k++)
+            row[k] = (double)lrow[k];
+        f->unfloored[i] = fabsf(s[i]) >= s_min;
+        row[i] = f->unfloored[i] ? (double)s[i] : (double)copysignf(s_min, s[i]);
+        for (size_t k = i + 1; k < n; k++)
+            row[k] = (double)urow[k - i - 1];
+    }
+    if (complete) {
+        double log_det = 0.0;
+        for (size_t i = 0; i < n; i++)
+            log_det += log(fabs(f->lu[i * ld + i]));
+        f->log_abs_det = log_det;
+        invdl_dense_plu_norms(f);
+    }
+    return INVDL_OK;
 }
 
 /* v = W v, W^T v, W^-1 v or W^-T v for one vector (plain loops in the

@@ -228,7 +228,7 @@ typedef struct invdl_dense_plu {
     size_t *perm;         /* [n] */
     unsigned char *unfloored; /* [n]: 1 where u_i = s_i, 0 where the floor holds */
     double *work;         /* [4n]: the norm estimates' vectors */
-    double log_abs_det;   /* sum of log|u_i|, in index order */
+    double log_abs_det;   /* sum of log|u_i|, in index order (when complete) */
     double norm;          /* estimates of |W|_inf and |W^-1|_inf */
     double inv_norm;
 } invdl_dense_plu;
@@ -236,6 +236,15 @@ typedef struct invdl_dense_plu {
 /* Space for n x n factors; NULL on ENOMEM. */
 invdl_dense_plu *invdl_dense_plu_new(size_t n);
 void invdl_dense_plu_free(invdl_dense_plu *f); /* NULL is fine */
+
+/* Fills f from a dense_lu layer's settings and values (dense_lu.c: s_min,
+ * the permutation as floats holding exact integers below n; L's strictly
+ * lower entries, U's strictly upper ones, s, b): L and U in double with
+ * the floored diagonal, perm, unfloored; with complete != 0 also
+ * log_abs_det and the norm estimates.  INVDL_OK, or INVDL_EINVAL when an
+ * index repeats. */
+invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, const float *values,
+                                 int complete);
 
 /* Estimates |W|_inf and |W^-1|_inf into f->norm and f->inv_norm from the
  * factors (f->lu and f->perm filled) by Hager's method as LAPACK's dlacn2

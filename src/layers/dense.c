@@ -42,11 +42,7 @@ static size_t dense_count(size_t width, const float *settings)
 
 static int dense_valid(size_t width, const float *settings, const float *values)
 {
-    size_t n = dense_count(width, settings);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(values[i]))
-            return 0;
-    return 1;
+    return invdl_all_finite(dense_count(width, settings), values);
 }
 
 static void dense_cache_free(void *cache)

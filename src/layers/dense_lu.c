@@ -47,12 +47,6 @@ static size_t strict_count(size_t width)
     return width * (width - 1) / 2;
 }
 
-/* The floored diagonal entry for s (finite). */
-static double floored(float s, float s_min)
-{
-    return fabsf(s) >= s_min ? (double)s : (double)copysignf(s_min, s);
-}
-
 static int dense_lu_valid(size_t width, const float *settings, const float *values)
 {
     if (width > INVDL_DENSE_LU_MAX_WIDTH || !(settings[0] > 0.0f) || !isfinite(settings[0]))
@@ -64,11 +58,7 @@ static int dense_lu_valid(size_t width, const float *settings, const float *valu
         if (!(p >= 0.0f && p < (float)width) || p != truncf(p))
             return 0;
     }
-    size_t n = dense_lu_count(width, settings);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(values[i]))
-            return 0;
-    return 1;
+    return invdl_all_finite(dense_lu_count(width, settings), values);
 }
 
 static void *dense_lu_cache_new(size_t width, const float *settings)
@@ -82,40 +72,12 @@ static void dense_lu_cache_free(void *cache)
     invdl_dense_plu_free(cache);
 }
 
+/* Training's steps leave out the log-det (only log_det reads it) and the
+ * norm estimates (only gain reads them). */
 static invdl_status dense_lu_prepare(const invdl_params *p, const float *values, void *cache,
                                      int complete)
 {
-    invdl_dense_plu *f = cache;
-    size_t n = p->width, ld = f->lu_ld, tri = strict_count(n);
-    float s_min = p->settings[0];
-    const float *lower = values, *upper = values + tri, *s = values + 2 * tri;
-    /* The permutation, each index once (unfloored[] marks the seen ones
-     * until it is filled below). */
-    memset(f->unfloored, 0, n * sizeof *f->unfloored);
-    for (size_t i = 0; i < n; i++) {
-        size_t pi = (size_t)p->settings[1 + i];
-        if (f->unfloored[pi])
-            return INVDL_EINVAL;
-        f->unfloored[pi] = 1;
-        f->perm[i] = pi;
-    }
-    double log_det = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double *row = f->lu + i * ld;
-        for (size_t k = 0; k < i; k++)
-            row[k] = (double)lower[i * (i - 1) / 2 + k];
-        double u = floored(s[i], s_min);
-        row[i] = u;
-        f->unfloored[i] = fabsf(s[i]) >= s_min;
-        log_det += log(fabs(u));
-        const float *urow = upper + i * (2 * n - i - 1) / 2;
-        for (size_t k = i + 1; k < n; k++)
-            row[k] = (double)urow[k - i - 1];
-    }
-    f->log_abs_det = log_det;
-    if (complete)
-        invdl_dense_plu_norms(f);
-    return INVDL_OK;
+    return invdl_dense_plu_set(cache, p->settings, values, complete);
 }
 
 static void dense_lu_project(const invdl_params *p, float *values)

@@ -193,6 +193,9 @@ void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst
 double invdl_gain_update(double worst, double slope, size_t width, const float *in,
                          const float *out);
 
+/* 1 if none of the n floats is infinite or NaN. */
+int invdl_all_finite(size_t n, const float *v);
+
 /* The gain operation of an affine kind (dense, dense_lu): slope |W^-1|_inf
  * for rebuilding the forward map's input, |W|_inf for the inverse's, given
  * as `slope`. */

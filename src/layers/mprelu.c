@@ -10,6 +10,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
 
 static size_t mprelu_count(size_t width, const float *settings)
 {
@@ -37,15 +38,32 @@ static invdl_status mprelu_apply(const invdl_params *p, int inverse, size_t batc
     return invdl_mprelu_forward(batch, p->width, p->values, p->settings[0], in, out);
 }
 
-/* scratch[0..width) = slopes a, scratch[width..2 width) = da/dalpha. */
-static void mprelu_slopes(const invdl_params *p, double *scratch)
+/* scratch[0..width) = slopes a, scratch[width..2 width) = da/dalpha,
+ * scratch[2 width..3 width) = the negative branch's dout/din factor (a
+ * forward, 1/a inverse). */
+static void mprelu_slopes(const invdl_params *p, int inverse, double *scratch)
 {
     double amin = (double)p->settings[0];
     for (size_t j = 0; j < p->width; j++) {
         double alpha = (double)p->values[j], m = fabs(alpha);
-        scratch[j] = m > amin ? m : amin;
+        double a = m > amin ? m : amin;
+        scratch[j] = a;
         scratch[p->width + j] = m > amin ? (alpha < 0 ? -1.0 : 1.0) : 0.0;
+        scratch[2 * p->width + j] = inverse ? 1.0 / a : a;
     }
+}
+
+/* a if take, else b: a select on bits, which compilers keep free of the
+ * jump a ?: becomes (the signs it depends on are data, a jump mispredicts
+ * half the time). */
+static inline double select_double(int take, double a, double b)
+{
+    uint64_t x, y, mask = (uint64_t)0 - (uint64_t)(take != 0);
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    x = (x & mask) | (y & ~mask);
+    memcpy(&a, &x, sizeof a);
+    return a;
 }
 
 static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, const float *in,
@@ -53,27 +71,28 @@ static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, co
                             double *scratch)
 {
     size_t width = p->width;
-    const double *a = scratch, *da = scratch + width;
-    mprelu_slopes(p, scratch);
+    const double *a = scratch, *da = scratch + width, *slope = scratch + 2 * width;
+    mprelu_slopes(p, inverse, scratch);
+    /* The branch is read from the output, which memory-saving backprop is
+     * given (it rebuilds the input from it): where a*x or y/a underflows to
+     * -0 the input's sign is lost, and both modes then agree on the
+     * identity branch.  The identity branch's factor 1 gives dout
+     * exactly. */
     for (size_t s = 0; s < batch; s++) {
+        /* dparams first: din may alias dout. */
+        for (size_t j = 0; j < width && dparams != NULL; j++) {
+            size_t k = s * width + j;
+            int neg = out[k] < 0.0f;
+            double v = (double)in[k], g = (double)dout[k];
+            /* Forward: y = a x, dy/da = x.  Inverse: x = y / a,
+             * dx/da = -y / a^2. */
+            double by_a = inverse ? -v / (a[j] * a[j]) : v;
+            dparams[j] = select_double(neg, dparams[j] + g * by_a * da[j], dparams[j]);
+        }
         for (size_t j = 0; j < width; j++) {
             size_t k = s * width + j;
-            double v = (double)in[k], g = (double)dout[k];
-            /* The branch is read from the output, which memory-saving
-             * backprop is given (it rebuilds the input from it): where a*x
-             * or y/a underflows to -0 the input's sign is lost, and both
-             * modes then agree on the identity branch. */
-            if (!(out[k] < 0.0f)) {
-                din[k] = dout[k];
-                continue;
-            }
-            /* Forward: y = a x, dy/dx = a, dy/da = x.
-             * Inverse: x = y / a, dx/dy = 1/a, dx/da = -y / a^2. */
-            double slope = inverse ? 1.0 / a[j] : a[j];
-            double by_a = inverse ? -v / (a[j] * a[j]) : v;
-            din[k] = (float)(slope * g);
-            if (dparams != NULL)
-                dparams[j] += g * by_a * da[j];
+            int neg = out[k] < 0.0f;
+            din[k] = (float)(select_double(neg, slope[j], 1.0) * (double)dout[k]);
         }
     }
 }

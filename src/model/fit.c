@@ -17,6 +17,15 @@
  *     since the last stored activation would exceed max_gain,
  * and a batch whose rebuilding still fails (NaN, domain) is redone with
  * stored activations.
+ *
+ * Derived data.  A step changes the parameters, and a dense layer derives
+ * from its W both what the forward products read (W and W^T in double)
+ * and what only inverses, log-dets and gains read (LU factors, norms: the
+ * O(width^3) part).  Unless the latter are needed at every step
+ * (factors_needed_each_step), each step prepares only the former and the
+ * factorisation runs at the end of each epoch, where a numerically
+ * singular W sends the parameters back to the epoch's start
+ * (INVDL_ESINGULAR).
  */
 #include "model.h"
 #include "rng.h"
@@ -51,6 +60,20 @@ static int bad_options(const invdl_fit_options *o)
            !(o->momentum >= 0.0f) || !isfinite(o->momentum) || o->batch_size == 0 ||
            !(o->global_clipnorm >= 0.0f) || (o->nesterov != 0 && o->nesterov != 1) ||
            (o->memory_saving != 0 && o->memory_saving != 1) || !(o->max_gain >= 1.0f);
+}
+
+/* Whether each step must leave every layer's derived data complete: when
+ * memory-saving backprop rebuilds inputs through inverses and weighs their
+ * gains, or when a layer runs in its inverse direction (a dense layer's
+ * inverse and its backward solve with the factors). */
+static int factors_needed_each_step(const invdl_model *m, const invdl_fit_options *o)
+{
+    if (o->memory_saving)
+        return 1;
+    for (size_t l = 0; l < m->depth; l++)
+        if (m->layers[l]->inverse)
+            return 1;
+    return 0;
 }
 
 /* Everything one batch's forward and backward passes need, allocated once
@@ -408,7 +431,10 @@ static void restore_finite(trainer *t, size_t n, const float *x, const float *y,
 {
     for (size_t i = count; i-- > 0;) {
         double loss;
-        (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]);
+        /* A candidate reached by steps without factorisation may be
+         * singular: skipped. */
+        if (invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]) != INVDL_OK)
+            continue;
         if (evaluate(t, n, x, y, &loss) == INVDL_OK && loss_is_finite(loss))
             return;
     }
@@ -451,6 +477,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
 
     double epoch_loss = 0.0;
     size_t epoch = 0, steps = 0;
+    int complete_steps = factors_needed_each_step(model, o);
     st = INVDL_OK;
     if (o->epochs == 0)
         st = evaluate(&t, n, x, y, &epoch_loss);
@@ -498,7 +525,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                     scale = (double)o->global_clipnorm / norm;
             }
             sgd_step(o, np, good, t.grad, scale, velocity, next);
-            invdl_status a = invdl_params_assign_all(t.blocks, t.nblocks, next);
+            invdl_params_project_all(t.blocks, t.nblocks, next);
+            invdl_status a = complete_steps
+                                 ? invdl_params_assign_all(t.blocks, t.nblocks, next)
+                                 : invdl_params_assign_all_partial(t.blocks, t.nblocks, next);
             if (a != INVDL_OK) {
                 /* Non-finite values (divergence), or a singular W: nothing
                  * was assigned, the parameters are still those of this
@@ -517,6 +547,14 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         if (st != INVDL_OK)
             break;
         epoch_loss = sum / (double)n;
+        if (!complete_steps && invdl_params_complete_all(t.blocks, t.nblocks) != INVDL_OK) {
+            /* The epoch's steps made a W singular: back to its start,
+             * whose factorisation succeeded at the end of the epoch
+             * before (or when the model was built). */
+            (void)invdl_params_assign_all(t.blocks, t.nblocks, epoch_start);
+            st = INVDL_ESINGULAR;
+            break;
+        }
         if (o->on_epoch != NULL && o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss)) {
             epoch++;
             break;
