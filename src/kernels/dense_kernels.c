@@ -1193,8 +1193,24 @@ invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, cons
     return INVDL_OK;
 }
 
-/* v = W v, W^T v, W^-1 v or W^-T v for one vector (plain loops in the
- * orders of dense_kernels.h; o holds n doubles of scratch). */
+/* a_0 b_0 + a_1 b_1 + ... in eight interleaved partial sums (which the
+ * compiler runs as one vector), added up at the end. */
+static double dot8(size_t n, const double *a, const double *b)
+{
+    double part[8] = {0};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (size_t j = 0; j < 8; j++)
+            part[j] += a[k + j] * b[k + j];
+    for (; k < n; k++)
+        part[0] += a[k] * b[k];
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+/* v = W v, W^T v, W^-1 v or W^-T v for one vector, for the norm estimates:
+ * rows of L and U read as dot products, columns (the transposes) as
+ * updates along rows, so every inner loop is contiguous.  o holds n
+ * doubles of scratch. */
 enum { APPLY_W, APPLY_WT, APPLY_INV, APPLY_INVT };
 
 static void plu_apply_vector(const invdl_dense_plu *f, int which, double *v, double *o)
@@ -1203,58 +1219,40 @@ static void plu_apply_vector(const invdl_dense_plu *f, int which, double *v, dou
     const double *lu = f->lu;
     switch (which) {
     case APPLY_W: /* o = U v, then v_perm[i] = (L o)_i */
-        for (size_t i = 0; i < n; i++) {
-            double s = 0.0;
-            for (size_t k = n; k-- > i + 1;)
-                s += lu[i * ld + k] * v[k];
-            o[i] = s + lu[i * ld + i] * v[i];
-        }
-        for (size_t i = 0; i < n; i++) {
-            double s = 0.0;
-            for (size_t k = 0; k < i; k++)
-                s += lu[i * ld + k] * o[k];
-            v[f->perm[i]] = s + o[i];
-        }
+        for (size_t i = 0; i < n; i++)
+            o[i] = dot8(n - i, lu + i * ld + i, v + i);
+        for (size_t i = 0; i < n; i++)
+            v[f->perm[i]] = dot8(i, lu + i * ld, o) + o[i];
         break;
     case APPLY_WT: /* o_i = v_perm[i], o = L^T o, v = U^T o */
         for (size_t i = 0; i < n; i++)
             o[i] = v[f->perm[i]];
-        for (size_t i = 0; i < n; i++) {
-            double s = 0.0;
-            for (size_t k = n; k-- > i + 1;)
-                s += lu[k * ld + i] * o[k];
-            o[i] = s + o[i]; /* o_k for k > i still untouched */
-        }
-        for (size_t i = n; i-- > 0;) {
-            double s = 0.0;
+        for (size_t i = 1; i < n; i++) /* (L^T o)_k = o_k + sum_{i > k} l_ik o_i */
             for (size_t k = 0; k < i; k++)
-                s += lu[k * ld + i] * o[k];
-            v[i] = s + lu[i * ld + i] * o[i];
-        }
+                o[k] += lu[i * ld + k] * o[i];
+        memset(v, 0, n * sizeof *v);
+        for (size_t i = 0; i < n; i++) /* (U^T o)_k = sum_{i <= k} u_ik o_i */
+            for (size_t k = i; k < n; k++)
+                v[k] += lu[i * ld + k] * o[i];
         break;
     case APPLY_INV: /* o_i = v_perm[i]; L o' = o; U v = o' */
         for (size_t i = 0; i < n; i++)
             o[i] = v[f->perm[i]];
         for (size_t i = 0; i < n; i++)
-            for (size_t k = 0; k < i; k++)
-                o[i] -= lu[i * ld + k] * o[k];
-        for (size_t i = n; i-- > 0;) {
-            double s = o[i];
-            for (size_t k = n; k-- > i + 1;)
-                s -= lu[i * ld + k] * v[k];
-            v[i] = s / lu[i * ld + i];
-        }
+            o[i] -= dot8(i, lu + i * ld, o);
+        for (size_t i = n; i-- > 0;)
+            v[i] = (o[i] - dot8(n - 1 - i, lu + i * ld + i + 1, v + i + 1)) / lu[i * ld + i];
         break;
     default: /* U^T a = v; L^T c = a; v_perm[i] = c_i */
+        memcpy(o, v, n * sizeof *o);
         for (size_t i = 0; i < n; i++) {
-            double s = v[i];
-            for (size_t k = 0; k < i; k++)
-                s -= lu[k * ld + i] * o[k];
-            o[i] = s / lu[i * ld + i];
+            o[i] /= lu[i * ld + i];
+            for (size_t k = i + 1; k < n; k++)
+                o[k] -= lu[i * ld + k] * o[i];
         }
-        for (size_t i = n; i-- > 0;)
-            for (size_t k = n; k-- > i + 1;)
-                o[i] -= lu[k * ld + i] * o[k];
+        for (size_t i = n; i-- > 1;)
+            for (size_t k = 0; k < i; k++)
+                o[k] -= lu[i * ld + k] * o[i];
         for (size_t i = 0; i < n; i++)
             v[f->perm[i]] = o[i];
         break;

@@ -416,15 +416,20 @@ done:
 
 /* ---- helpers for the elementwise kinds -------------------------------- */
 
+/* max |v_j|, NaN if any v_j is NaN: the largest magnitude's bit pattern
+ * (NaNs have the largest), without a branch per value. */
 static double row_max_abs(size_t width, const float *v)
 {
-    double m = 0.0;
+    uint32_t m = 0;
     for (size_t j = 0; j < width; j++) {
-        double a = fabs((double)v[j]);
-        if (a > m || a != a)
-            m = a;
+        uint32_t bits;
+        memcpy(&bits, &v[j], sizeof bits);
+        bits &= 0x7fffffffu;
+        m = bits > m ? bits : m;
     }
-    return m;
+    float f;
+    memcpy(&f, &m, sizeof f);
+    return (double)f;
 }
 
 double invdl_gain_update(double worst, double slope, size_t width, const float *in,

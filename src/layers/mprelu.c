@@ -121,21 +121,27 @@ static double mprelu_gain(const invdl_params *p, int inverse, size_t batch, cons
     double amin = (double)p->settings[0];
     size_t width = p->width;
     double worst = 0.0;
-    for (size_t s = 0; s < batch; s++) {
-        const float *i_row = in + s * width, *o_row = out + s * width;
-        double slope = 1.0;
+    /* Samples in groups of 32, column by column, so that each column's
+     * slope is worked out once per group. */
+    for (size_t s0 = 0; s0 < batch; s0 += 32) {
+        size_t cnt = batch - s0 < 32 ? batch - s0 : 32;
+        double slope[32];
+        for (size_t s = 0; s < cnt; s++)
+            slope[s] = 1.0;
         for (size_t j = 0; j < width; j++) {
-            if (o_row[j] < 0.0f) {
-                double m = fabs((double)p->values[j]);
-                double a = m > amin ? m : amin;
-                /* Rebuilding f's input divides by a; rebuilding g's input
-                 * multiplies by it. */
-                double d = inverse ? a : 1.0 / a;
-                if (d > slope)
-                    slope = d;
+            double m = fabs((double)p->values[j]);
+            double a = m > amin ? m : amin;
+            /* Rebuilding f's input divides by a; rebuilding g's input
+             * multiplies by it. */
+            double d = inverse ? a : 1.0 / a;
+            for (size_t s = 0; s < cnt; s++) {
+                double cand = select_double(out[(s0 + s) * width + j] < 0.0f, d, 1.0);
+                slope[s] = cand > slope[s] ? cand : slope[s];
             }
         }
-        worst = invdl_gain_update(worst, slope, width, i_row, o_row);
+        for (size_t s = 0; s < cnt; s++)
+            worst = invdl_gain_update(worst, slope[s], width, in + (s0 + s) * width,
+                                      out + (s0 + s) * width);
     }
     return worst;
 }
