@@ -691,6 +691,35 @@ const invdl_dense_kernels *invdl_dense_kernels_best(void)
 
 /* ---- the free dense layer's factors ----------------------------------------- */
 
+/* The exponent fields of floats, or-ed together after adding one: an
+ * exponent of all ones (inf, NaN) carries into bit 31, any other does not.
+ * Eight lanes, no branch: vectorized. */
+static uint32_t nonfinite_bits(size_t n, const float *v)
+{
+    uint32_t lanes[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++) {
+            uint32_t bits;
+            memcpy(&bits, &v[i + l], sizeof bits);
+            lanes[l] |= (bits & 0x7f800000u) + 0x00800000u;
+        }
+    for (; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        lanes[0] |= (bits & 0x7f800000u) + 0x00800000u;
+    }
+    uint32_t all = 0;
+    for (size_t l = 0; l < 8; l++)
+        all |= lanes[l];
+    return all & 0x80000000u;
+}
+
+int invdl_dense_finite(size_t n, const float *v)
+{
+    return nonfinite_bits(n, v) == 0;
+}
+
 void invdl_dense_factors_free(invdl_dense_factors *f)
 {
     if (f != NULL) {
@@ -858,10 +887,12 @@ static void abs_norms(size_t rows, size_t cols, const double *m, size_t ld, doub
     *norm_inf = max_of(rows, sums + cols);
 }
 
-void invdl_dense_stage(const float *w, invdl_dense_factors *f)
+invdl_status invdl_dense_stage(const float *w, invdl_dense_factors *f)
 {
     size_t n = f->n, np = invdl_dense_pad(n), ld = invdl_dense_ld(n);
     double *wd = f->w, *wt = f->wt;
+    if (!invdl_dense_finite(n * n, w))
+        return INVDL_EINVAL;
     memset(wd, 0, np * ld * sizeof *wd);
     memset(wt, 0, np * ld * sizeof *wt);
     for (size_t i = 0; i < n; i++)
@@ -873,6 +904,7 @@ void invdl_dense_stage(const float *w, invdl_dense_factors *f)
             for (size_t i = i0; i < min_size(i0 + 8, n); i++)
                 for (size_t j = j0; j < min_size(j0 + 8, n); j++)
                     wt[j * ld + i] = wd[i * ld + j];
+    return INVDL_OK;
 }
 
 invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
@@ -880,6 +912,8 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
 {
     size_t n = f->n, ld = invdl_dense_ld(n);
     double *lu = f->lu, norm1, norm_inf;
+    if (!invdl_dense_finite(n * n, w))
+        return INVDL_EINVAL;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             lu[i * ld + j] = (double)w[i * n + j];
@@ -913,7 +947,7 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
     if (!(norm1 * inv1 * (double)FLT_EPSILON <= 1.0))
         return INVDL_ESINGULAR;
 
-    invdl_dense_stage(w, f);
+    (void)invdl_dense_stage(w, f); /* finite, checked above */
     f->log_abs_det = log_det;
     f->norm = norm_inf;
     f->inv_norm = inv_inf;
@@ -1163,6 +1197,8 @@ invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, cons
     size_t n = f->n, ld = f->lu_ld, tri = n * (n - 1) / 2;
     float s_min = settings[0];
     const float *lower = values, *upper = values + tri, *s = values + 2 * tri;
+    if (nonfinite_bits(n * n + n, values) != 0)
+        return INVDL_EINVAL;
     /* The permutation, each index once (unfloored[] marks the seen ones
      * until it is filled below). */
     memset(f->unfloored, 0, n * sizeof *f->unfloored);
@@ -1207,34 +1243,17 @@ static double dot8(size_t n, const double *a, const double *b)
     return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-/* v = W v, W^T v, W^-1 v or W^-T v for one vector, for the norm estimates:
- * rows of L and U read as dot products, columns (the transposes) as
- * updates along rows, so every inner loop is contiguous.  o holds n
- * doubles of scratch. */
-enum { APPLY_W, APPLY_WT, APPLY_INV, APPLY_INVT };
+/* v = W^-1 v or W^-T v for one vector, for the norm estimate: rows of L
+ * and U read as dot products, columns (the transposes) as updates along
+ * rows, so every inner loop is contiguous.  o holds n doubles of
+ * scratch. */
+enum { APPLY_INV, APPLY_INVT };
 
 static void plu_apply_vector(const invdl_dense_plu *f, int which, double *v, double *o)
 {
     size_t n = f->n, ld = f->lu_ld;
     const double *lu = f->lu;
     switch (which) {
-    case APPLY_W: /* o = U v, then v_perm[i] = (L o)_i */
-        for (size_t i = 0; i < n; i++)
-            o[i] = dot8(n - i, lu + i * ld + i, v + i);
-        for (size_t i = 0; i < n; i++)
-            v[f->perm[i]] = dot8(i, lu + i * ld, o) + o[i];
-        break;
-    case APPLY_WT: /* o_i = v_perm[i], o = L^T o, v = U^T o */
-        for (size_t i = 0; i < n; i++)
-            o[i] = v[f->perm[i]];
-        for (size_t i = 1; i < n; i++) /* (L^T o)_k = o_k + sum_{i > k} l_ik o_i */
-            for (size_t k = 0; k < i; k++)
-                o[k] += lu[i * ld + k] * o[i];
-        memset(v, 0, n * sizeof *v);
-        for (size_t i = 0; i < n; i++) /* (U^T o)_k = sum_{i <= k} u_ik o_i */
-            for (size_t k = i; k < n; k++)
-                v[k] += lu[i * ld + k] * o[i];
-        break;
     case APPLY_INV: /* o_i = v_perm[i]; L o' = o; U v = o' */
         for (size_t i = 0; i < n; i++)
             o[i] = v[f->perm[i]];
@@ -1259,10 +1278,10 @@ static void plu_apply_vector(const invdl_dense_plu *f, int which, double *v, dou
     }
 }
 
-/* An estimate of |B|_1 for B = W (which == APPLY_W) or W^-1 from products
- * with B and B^T: Hager's method with Higham's refinements (LAPACK's
- * dlacn2): at most five steps, then the alternating vector as a last
- * check.  |W^T|_1 = |W|_inf, so the callers ask for the transposes. */
+/* An estimate of |B|_1 from products with B and B^T (b and bt): Hager's
+ * method with Higham's refinements (LAPACK's dlacn2): at most five steps,
+ * then the alternating vector as a last check.  |W^-T|_1 = |W^-1|_inf, so
+ * the caller asks for the transpose. */
 static double plu_estimate(const invdl_dense_plu *f, int b, int bt)
 {
     size_t n = f->n;
@@ -1312,7 +1331,20 @@ static double plu_estimate(const invdl_dense_plu *f, int b, int bt)
 
 void invdl_dense_plu_norms(invdl_dense_plu *f)
 {
-    f->norm = plu_estimate(f, APPLY_WT, APPLY_W);
+    /* |W|_inf <= |L|_inf |U|_inf: largest row sums, in index order. */
+    size_t n = f->n, ld = f->lu_ld;
+    double lmax = 0.0, umax = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double *row = f->lu + i * ld;
+        double l = 1.0, u = 0.0;
+        for (size_t k = 0; k < i; k++)
+            l += fabs(row[k]);
+        for (size_t k = i; k < n; k++)
+            u += fabs(row[k]);
+        lmax = l > lmax ? l : lmax;
+        umax = u > umax ? u : umax;
+    }
+    f->norm = lmax * umax;
     f->inv_norm = plu_estimate(f, APPLY_INVT, APPLY_INV);
 }
 

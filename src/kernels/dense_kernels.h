@@ -179,17 +179,22 @@ typedef struct invdl_dense_factors {
 invdl_dense_factors *invdl_dense_factors_new(size_t n);
 void invdl_dense_factors_free(invdl_dense_factors *f); /* NULL is fine */
 
-/* W and W^T of the n x n float matrix w in double into f: all that the
- * forward map and its backward pass read. */
-void invdl_dense_stage(const float *w, invdl_dense_factors *f);
+/* 1 if none of the n floats is infinite or NaN. */
+int invdl_dense_finite(size_t n, const float *v);
 
-/* Factors the n x n float matrix w (finite) into f, without allocating:
+/* W and W^T of the n x n float matrix w in double into f: all that the
+ * forward map and its backward pass read.  INVDL_OK, or INVDL_EINVAL (an
+ * entry not finite; f partly written). */
+invdl_status invdl_dense_stage(const float *w, invdl_dense_factors *f);
+
+/* Factors the n x n float matrix w into f, without allocating:
  * LU with partial pivoting, log|det|, |W|_inf and |W^-1|_inf (from W^-1's
  * columns, by solves with the factors), W and W^T in double.  The results
  * are those of the plain algorithm (unblocked elimination, one solve per
- * column of W^-1, sums in index order) bit for bit.  INVDL_OK, or
- * INVDL_ESINGULAR when a pivot is 0 or the reciprocal 1-norm condition
- * number is below FLT_EPSILON (f is then partly written). */
+ * column of W^-1, sums in index order) bit for bit.  INVDL_OK;
+ * INVDL_EINVAL when an entry is not finite; INVDL_ESINGULAR when a pivot
+ * is 0 or the reciprocal 1-norm condition number is below FLT_EPSILON (f
+ * is then partly written). */
 invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
                                 invdl_dense_factors *f);
 
@@ -229,8 +234,8 @@ typedef struct invdl_dense_plu {
     unsigned char *unfloored; /* [n]: 1 where u_i = s_i, 0 where the floor holds */
     double *work;         /* [4n]: the norm estimates' vectors */
     double log_abs_det;   /* sum of log|u_i|, in index order (when complete) */
-    double norm;          /* estimates of |W|_inf and |W^-1|_inf */
-    double inv_norm;
+    double norm;          /* a bound on |W|_inf, an estimate of |W^-1|_inf */
+    double inv_norm;      /* (when complete; invdl_dense_plu_norms) */
 } invdl_dense_plu;
 
 /* Space for n x n factors; NULL on ENOMEM. */
@@ -242,15 +247,16 @@ void invdl_dense_plu_free(invdl_dense_plu *f); /* NULL is fine */
  * lower entries, U's strictly upper ones, s, b): L and U in double with
  * the floored diagonal, perm, unfloored; with complete != 0 also
  * log_abs_det and the norm estimates.  INVDL_OK, or INVDL_EINVAL when an
- * index repeats. */
+ * index repeats or a value is not finite. */
 invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, const float *values,
                                  int complete);
 
-/* Estimates |W|_inf and |W^-1|_inf into f->norm and f->inv_norm from the
- * factors (f->lu and f->perm filled) by Hager's method as LAPACK's dlacn2
- * refines it: a few products with W and W^T (solves, for W^-1), O(n^2)
- * each.  The estimates never exceed the norms and are within a small
- * factor of them in all but contrived cases. */
+/* From the factors (f->lu and f->perm filled): f->inv_norm, an estimate of
+ * |W^-1|_inf by Hager's method as LAPACK's dlacn2 refines it (a few solves
+ * with W and W^T, O(n^2) each; it never exceeds the norm and is within a
+ * small factor of it in all but contrived cases), and f->norm, the bound
+ * |L|_inf |U|_inf >= |W|_inf (exact for diagonal W, above it by up to a
+ * factor of about sqrt(n) for W near orthogonal). */
 void invdl_dense_plu_norms(invdl_dense_plu *f);
 
 /* y = W x + b per sample: z = U x, w = L z (triangular products, in that

@@ -446,19 +446,6 @@ double invdl_gain_update(double worst, double slope, size_t width, const float *
     return g > worst ? g : worst;
 }
 
-int invdl_all_finite(size_t n, const float *v)
-{
-    /* Without a branch per value: an exponent field of all ones (inf, NaN)
-     * plus one carries into the sign bit, any other does not. */
-    uint32_t any = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &v[i], sizeof bits);
-        any |= (bits & 0x7f800000u) + 0x00800000u;
-    }
-    return (any & 0x80000000u) == 0;
-}
-
 double invdl_affine_gain(size_t width, double slope, size_t batch, const float *in,
                          const float *out)
 {

@@ -58,7 +58,9 @@ typedef struct invdl_layer_ops {
      * hold (read from a file, not yet validated): SIZE_MAX where no array
      * could hold them.  0 when the kind has none. */
     size_t (*count)(size_t width, const float *settings);
-    /* Whether settings and values are acceptable (finite, in range). */
+    /* Whether settings and values are acceptable (finite, in range).  A
+     * kind with derived data may leave checks to prepare, which reads every
+     * value anyway: one pass over the values per step instead of two. */
     int (*valid)(size_t width, const float *settings, const float *values);
     /* Derived data.  cache_new may be NULL (the kind derives nothing);
      * otherwise prepare fills a cache from the settings and values without
@@ -67,8 +69,8 @@ typedef struct invdl_layer_ops {
      * asks for that after its steps when nothing else needs them, and the
      * cache then serves only apply() and backward() in the forward
      * direction.  Returns INVDL_OK; INVDL_ESINGULAR (only when complete);
-     * INVDL_EINVAL for settings that only the derived data show to be
-     * unusable (a permutation with a repeated index). */
+     * INVDL_EINVAL for what valid left to it (the dense kinds: values not
+     * finite, a permutation with a repeated index). */
     void *(*cache_new)(size_t width, const float *settings);
     void (*cache_free)(void *cache);
     invdl_status (*prepare)(const invdl_params *p, const float *values, void *cache,
@@ -192,9 +194,6 @@ void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst
  * combine samples. */
 double invdl_gain_update(double worst, double slope, size_t width, const float *in,
                          const float *out);
-
-/* 1 if none of the n floats is infinite or NaN. */
-int invdl_all_finite(size_t n, const float *v);
 
 /* The gain operation of an affine kind (dense, dense_lu): slope |W^-1|_inf
  * for rebuilding the forward map's input, |W|_inf for the inverse's, given

@@ -79,21 +79,23 @@ static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, co
      * identity branch.  The identity branch's factor 1 gives dout
      * exactly. */
     for (size_t s = 0; s < batch; s++) {
-        /* dparams first: din may alias dout. */
-        for (size_t j = 0; j < width && dparams != NULL; j++) {
-            size_t k = s * width + j;
-            int neg = out[k] < 0.0f;
-            double v = (double)in[k], g = (double)dout[k];
-            /* Forward: y = a x, dy/da = x.  Inverse: x = y / a,
-             * dx/da = -y / a^2. */
-            double by_a = inverse ? -v / (a[j] * a[j]) : v;
-            dparams[j] = select_double(neg, dparams[j] + g * by_a * da[j], dparams[j]);
-        }
-        for (size_t j = 0; j < width; j++) {
-            size_t k = s * width + j;
-            int neg = out[k] < 0.0f;
-            din[k] = (float)(select_double(neg, slope[j], 1.0) * (double)dout[k]);
-        }
+        const float *o = out + s * width, *x = in + s * width, *g = dout + s * width;
+        /* dparams first: din may alias dout.  Forward: y = a x, dy/da = x.
+         * Inverse: x = y / a, dx/da = -y / a^2. */
+        if (dparams != NULL && !inverse)
+            for (size_t j = 0; j < width; j++)
+                dparams[j] = select_double(o[j] < 0.0f,
+                                           dparams[j] + (double)g[j] * (double)x[j] * da[j],
+                                           dparams[j]);
+        else if (dparams != NULL)
+            for (size_t j = 0; j < width; j++)
+                dparams[j] = select_double(
+                    o[j] < 0.0f,
+                    dparams[j] + (double)g[j] * (-(double)x[j] / (a[j] * a[j])) * da[j],
+                    dparams[j]);
+        float *d = din + s * width;
+        for (size_t j = 0; j < width; j++)
+            d[j] = (float)(select_double(o[j] < 0.0f, slope[j], 1.0) * (double)g[j]);
     }
 }
 
