@@ -299,6 +299,13 @@ invdl_layer *invdl_layer_dense_lu(size_t width, uint64_t seed);
  *            of memory). */
 invdl_layer *invdl_layer_dense_lu_min(size_t width, uint64_t seed, float s_min);
 
+/*! invdl_layer_permutation() :
+ *  A dense_lu layer's P: perm[i] (i < width) receives the row of W that
+ *  row i of L U becomes (y_perm[i] = (L U x)_i + b_perm[i]).
+ *  @return : INVDL_OK; INVDL_EINVAL for other kinds or NULL arguments. */
+INVDL_NODISCARD invdl_status invdl_layer_permutation(const invdl_layer *layer,
+                                                     size_t *perm /* [width] */);
+
 /*! invdl_layer_weights() :
  *  The forward map's effective y = W x + b of a dense or dense_lu layer
  *  (of its forward direction, also when `layer` is an inverse).  For

@@ -343,6 +343,15 @@ float invdl_layer_s_min(const invdl_layer *layer)
     return layer->params->settings[0];
 }
 
+invdl_status invdl_layer_permutation(const invdl_layer *layer, size_t *perm)
+{
+    if (layer == NULL || perm == NULL || layer->params->ops != &invdl_dense_lu_ops)
+        return INVDL_EINVAL;
+    for (size_t i = 0; i < layer->width; i++)
+        perm[i] = (size_t)layer->params->settings[1 + i];
+    return INVDL_OK;
+}
+
 invdl_status invdl_layer_weights(const invdl_layer *layer, float *W, float *b)
 {
     if (layer == NULL || W == NULL || b == NULL || layer->params->ops->weights == NULL)
