@@ -442,7 +442,8 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  *     invdl_model_gradient(), invdl_model_get_params(),
  *     invdl_model_param_count(), invdl_model_save(),
  *     invdl_model_save_memory(), invdl_layer_apply(),
- *     invdl_layer_log_det(), invdl_layer_get_params() and the accessors;
+ *     invdl_layer_log_det(), invdl_layer_get_params(),
+ *     invdl_layer_weights(), invdl_layer_permutation() and the accessors;
  *   - these may also run alongside the readers: invdl_layer_inverse() and
  *     invdl_model_inverse() of a shared object, and freeing one object
  *     while others sharing its blocks are in use (e.g. the forward model
