@@ -12,8 +12,9 @@
  *        signed sin   y = x*sin|x|     invertible on |x| <= INVDL_SSIN_XMAX
  *        abs-tanh     y = |x|*tanh(x)  a bijection of the real line
  *        mprelu       y = x (x >= 0), a*x (x < 0), a = max(|alpha|, alpha_min)
- *   3. layers: a kernel (or an invertible dense map) with its parameters; the
- *      inverse of a layer shares the forward layer's parameters;
+ *   3. layers: a kernel (or an invertible dense map: a free W, or W = P L U
+ *      from its factors) with its parameters; the inverse of a layer shares
+ *      the forward layer's parameters;
  *   4. models: a sequence of layers of one width, whose inverse model is the
  *      reversed sequence of inverse layers;
  *   5. training: stochastic gradient descent on mean squared error;
@@ -363,7 +364,8 @@ INVDL_NODISCARD invdl_status invdl_layer_get_params(const invdl_layer *layer, si
 /*! invdl_layer_set_params() :
  *  Replaces the parameters of the layer's block, which every layer
  *  sharing it sees at once.  A dense layer's LU factors are refreshed
- *  here, before the call returns.  Not to be called while another thread
+ *  here, before the call returns.  A dense_lu layer accepts any finite
+ *  values (an s_i inside the floor is floored, not moved).  Not to be called while another thread
  *  uses a layer or model sharing the block.
  *  @return : INVDL_OK; INVDL_EINVAL (as invdl_layer_get_params(), or a
  *            value not finite); INVDL_ESINGULAR (W numerically singular:

@@ -366,6 +366,127 @@ static double least_share(const bench_case *cases, size_t count)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Part 0: what a tile can reach, in L1                                      */
+/* ------------------------------------------------------------------------ */
+
+/* The accumulation choices, each as an 8 x 16 tile of AVX-512 accumulators
+ * (the shape of invdl's AVX-512 tile) over a depth of 256 with its operands
+ * in L1: double with separate multiply and add (invdl's choice), double
+ * with FMA, float with separate multiply and add, float with FMA (what
+ * float BLAS kernels run).  GFLOP/s count a multiply-add as 2. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define TILE_DEPTH 256
+#define TILE_AVX512 __attribute__((__target__("avx512f,fma"), __noinline__))
+
+enum { TILE_D_MULADD, TILE_D_FMA, TILE_F_MULADD, TILE_F_FMA, TILE_KINDS };
+static const char *const tile_name[TILE_KINDS] = {"double, mul+add (invdl)", "double, FMA",
+                                                  "float, mul+add", "float, FMA"};
+
+typedef struct tile_ctx {
+    int kind;
+    double *a, *b, *c; /* 64-byte aligned */
+} tile_ctx;
+
+#define TILE_BODY(VEC, LOAD, SET1, STORE, MUL, ADD, FMA_OP, LANES, fused)                         \
+    VEC acc[8][2];                                                                              \
+    for (size_t r = 0; r < 8; r++)                                                                 \
+        for (size_t q = 0; q < 2; q++)                                                             \
+            acc[r][q] = LOAD(c + (r * 2 + q) * LANES);                                          \
+    for (size_t k = 0; k < TILE_DEPTH; k++) {                                                   \
+        VEC b0 = LOAD(b + k * 2 * LANES), b1 = LOAD(b + k * 2 * LANES + LANES);                 \
+        for (size_t r = 0; r < 8; r++) {                                                           \
+            VEC av = SET1(a[k * 8 + r]);                                                        \
+            acc[r][0] = fused ? FMA_OP(av, b0, acc[r][0]) : ADD(acc[r][0], MUL(av, b0));        \
+            acc[r][1] = fused ? FMA_OP(av, b1, acc[r][1]) : ADD(acc[r][1], MUL(av, b1));        \
+        }                                                                                       \
+    }                                                                                           \
+    for (size_t r = 0; r < 8; r++)                                                                 \
+        for (size_t q = 0; q < 2; q++)                                                             \
+            STORE(c + (r * 2 + q) * LANES, acc[r][q]);
+
+TILE_AVX512 static void tile_double(const double *a, const double *b, double *c, int fused)
+{
+    TILE_BODY(__m512d, _mm512_load_pd, _mm512_set1_pd, _mm512_store_pd, _mm512_mul_pd,
+              _mm512_add_pd, _mm512_fmadd_pd, 8, fused)
+}
+
+TILE_AVX512 static void tile_float(const float *a, const float *b, float *c, int fused)
+{
+    TILE_BODY(__m512, _mm512_load_ps, _mm512_set1_ps, _mm512_store_ps, _mm512_mul_ps,
+              _mm512_add_ps, _mm512_fmadd_ps, 16, fused)
+}
+
+static void run_tile(void *p)
+{
+    tile_ctx *t = p;
+    for (int rep = 0; rep < 64; rep++) {
+        if (t->kind < TILE_F_MULADD)
+            tile_double(t->a, t->b, t->c, t->kind == TILE_D_FMA);
+        else
+            tile_float((const float *)t->a, (const float *)t->b, (float *)t->c,
+                       t->kind == TILE_F_FMA);
+        clobber(t->c);
+    }
+}
+
+/* GFLOP/s of each tile into rate[]; 0 when the CPU has no AVX-512F/FMA. */
+static void bench_tiles(const plan *pl, double *rate)
+{
+    for (int k = 0; k < TILE_KINDS; k++)
+        rate[k] = 0.0;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("fma"))
+        return;
+    size_t bytes = 8 * TILE_DEPTH * 32 * sizeof(double);
+    tile_ctx ctx[TILE_KINDS];
+    bench_case cases[TILE_KINDS];
+    for (int k = 0; k < TILE_KINDS; k++) {
+        ctx[k].kind = k;
+        ctx[k].a = aligned_alloc(64, bytes);
+        ctx[k].b = aligned_alloc(64, bytes);
+        ctx[k].c = aligned_alloc(64, bytes);
+        if (ctx[k].a == NULL || ctx[k].b == NULL || ctx[k].c == NULL) {
+            fprintf(stderr, "bench_dense: out of memory\n");
+            exit(EXIT_FAILURE);
+        }
+        for (size_t i = 0; i < bytes / sizeof(double); i++) {
+            ctx[k].a[i] = ctx[k].b[i] = 1e-3; /* small: sums stay finite */
+            ctx[k].c[i] = 0.0;
+        }
+        if (k >= TILE_F_MULADD)
+            for (size_t i = 0; i < bytes / sizeof(float); i++) {
+                ((float *)ctx[k].a)[i] = ((float *)ctx[k].b)[i] = 1e-3f;
+                ((float *)ctx[k].c)[i] = 0.0f;
+            }
+        double lanes = k < TILE_F_MULADD ? 8.0 : 16.0;
+        bench_case c = {tile_name[k], run_tile, NULL, &ctx[k],
+                        64.0 * 2.0 * TILE_DEPTH * 8 * 2 * lanes, 0, 0.0, 0.0, 0.0, 0, NULL};
+        cases[k] = c;
+    }
+    measure(cases, TILE_KINDS, pl);
+    printf("0. An 8 x 16-vector tile in L1, depth %d, GFLOP/s:", TILE_DEPTH);
+    for (int k = 0; k < TILE_KINDS; k++) {
+        rate[k] = cases[k].median * 1e-9;
+        printf("%s %s %.1f", k ? "," : "", tile_name[k], rate[k]);
+        free(ctx[k].a);
+        free(ctx[k].b);
+        free(ctx[k].c);
+    }
+    printf(" (%zu rounds, CPU share %.2f)\n\n", cases[0].rounds, least_share(cases, TILE_KINDS));
+    fflush(stdout);
+}
+#else
+enum { TILE_KINDS = 4 };
+static void bench_tiles(const plan *pl, double *rate)
+{
+    (void)pl;
+    for (int k = 0; k < TILE_KINDS; k++)
+        rate[k] = 0.0;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
 /* Part 1: kernels                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -1404,6 +1525,8 @@ int main(int argc, char **argv)
                 kr[w].gflops[op][v] = (double)NAN;
     }
     plan kp = {1.5 * budget, quick ? 5 : 15, 2001, 0.02, wall_clock};
+    double tile_rate[TILE_KINDS];
+    bench_tiles(&kp, tile_rate);
     if (parts & 1) {
         printf("1. Kernels, batch %zu\n", BATCH);
         for (size_t w = 0; w < KERNEL_WIDTH_COUNT; w++)

@@ -1404,8 +1404,10 @@ void invdl_dense_plu_backward(const invdl_dense_kernels *k, const invdl_dense_pl
     const double *lu = f->lu;
     size_t lld = f->lu_ld;
     double *A = scratch, *B = scratch + LL * ld, *C = scratch + 2 * LL * ld;
-    c_rows dl = {dparams, 0, n, n, C_LOWER}, du = {dparams + tri, 0, n, n, C_UPPER};
-    double *ds = dparams + 2 * tri, *db = ds + n;
+    /* The parts of dparams: L's, U's, s's and b's gradients. */
+    double *dup = dparams != NULL ? dparams + tri : NULL;
+    double *ds = dparams != NULL ? dparams + 2 * tri : NULL, *db = ds != NULL ? ds + n : NULL;
+    c_rows dl = {dparams, 0, n, n, C_LOWER}, du = {dup, 0, n, n, C_UPPER};
     const float *x = inverse ? out : in;
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
         size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);

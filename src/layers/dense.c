@@ -8,16 +8,19 @@
  *
  * The derived data are W and W^T in double and the LU factors of W with
  * partial pivoting, in double, prepared whenever W changes (never inside a
- * prediction, so predictions only read the block).  The inverse solves with them in
- * double and rounds once, which makes every inverse sample the float
- * nearest a backward-stable solution; log|det W| is the sum of
- * log|u_ii|.  W is refused as numerically singular when its reciprocal
- * condition number in the 1-norm is below FLT_EPSILON: a relative
- * perturbation of the size of float rounding would then make it singular.
+ * prediction, so predictions only read the block) - except after the
+ * trainer's steps, which ask for W and W^T only and leave the
+ * factorisation for when something needs it (fit.c).  The inverse solves
+ * with the factors in double and rounds once, which makes every inverse
+ * sample the float nearest a backward-stable solution; log|det W| is the
+ * sum of log|u_ii|.  W is refused as numerically singular when its
+ * reciprocal condition number in the 1-norm is below FLT_EPSILON: a
+ * relative perturbation of the size of float rounding would then make it
+ * singular.
  *
  * The arithmetic runs a batch at a time in dense_kernels.c (cache-blocked,
- * AVX2 where the CPU has it) and gives exactly the results of the plain
- * per-sample loops in double.
+ * AVX-512 or AVX2 where the CPU has it) and gives exactly the results of
+ * the plain per-sample loops in double.
  */
 #include "kernels/dense_kernels.h"
 #include "layer.h"
