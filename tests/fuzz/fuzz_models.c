@@ -44,8 +44,8 @@
  *       Lipschitz constants: |W| and |W^-1| (the latter from an inverse
  *         computed here in long double, widened by 2^-12 n max|W^-1|,
  *         far above its error for the condition numbers the library
- *         accepts; dense_lu's W formed here from L, U and P in long
- *         double); signed sin's slope is at most 1.3910079 on |x| <= T
+ *         accepts; dense_lu's W and W^-1 formed here from L, U and P
+ *         and the triangular factors' inverses in long double); signed sin's slope is at most 1.3910079 on |x| <= T
  *         and 1 + |x| beyond; abs-tanh's at most 1.1996787; PReLU's 1 or
  *         a; the inverses of signed sin and abs-tanh have slope 1/f' at
  *         the preimage, whose minimum over an interval lies at an end
@@ -169,7 +169,7 @@ static void describe(const invdl_layer *l, size_t n, layer_info *info)
         size_t perm[MAX_W], tri = n * (n - 1) / 2;
         FUZZ_CHECK(invdl_layer_get_params(l, n * n + n, p) == INVDL_OK);
         FUZZ_CHECK(invdl_layer_permutation(l, perm) == INVDL_OK);
-        long double lo[MAX_W][MAX_W] = {{0}}, up[MAX_W][MAX_W] = {{0}}, wl[MAX_W * MAX_W];
+        long double lo[MAX_W][MAX_W] = {{0}}, up[MAX_W][MAX_W] = {{0}};
         float s_min = invdl_layer_s_min(l);
         for (size_t i = 0; i < n; i++) {
             lo[i][i] = 1.0L;
@@ -187,13 +187,40 @@ static void describe(const invdl_layer *l, size_t n, layer_info *info)
                     w += lo[i][k] * up[k][j];
                     a += fabsl(lo[i][k]) * fabsl(up[k][j]);
                 }
-                wl[perm[i] * n + j] = w;
                 info->w_abs[perm[i] * n + j] = (double)fabsl(w) * (1.0 + 0x1p-40);
                 info->lu_abs[perm[i] * n + j] = (double)a * (1.0 + 0x1p-40);
             }
         for (size_t i = 0; i < n; i++)
             info->b_abs[i] = fabs((double)p[n * n + i]);
-        inverse_bound(n, wl, info->inv_abs);
+        /* W^-1 = U^-1 L^-1 P^T through the factors: with a tiny s_min W
+         * may be singular to long double precision, where elimination on W
+         * would meet a zero pivot, while the factors' inverses exist. */
+        long double li[MAX_W][MAX_W] = {{0}}, ui[MAX_W][MAX_W] = {{0}};
+        for (size_t j = 0; j < n; j++) {
+            for (size_t i = j; i < n; i++) { /* column j of L^-1 */
+                long double acc = i == j ? 1.0L : 0.0L;
+                for (size_t k = j; k < i; k++)
+                    acc -= lo[i][k] * li[k][j];
+                li[i][j] = acc;
+            }
+            for (size_t i = j + 1; i-- > 0;) { /* column j of U^-1 */
+                long double acc = i == j ? 1.0L : 0.0L;
+                for (size_t k = i + 1; k <= j; k++)
+                    acc -= up[i][k] * ui[k][j];
+                ui[i][j] = acc / up[i][i];
+            }
+        }
+        double big = 0.0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                long double acc = 0.0L; /* (U^-1 L^-1)_ij, column perm[j] of W^-1 */
+                for (size_t k = 0; k < n; k++)
+                    acc += ui[i][k] * li[k][j];
+                info->inv_abs[i * n + perm[j]] = (double)fabsl(acc);
+                big = fmax(big, info->inv_abs[i * n + perm[j]]);
+            }
+        for (size_t i = 0; i < n * n; i++)
+            info->inv_abs[i] += 0x1p-12 * (double)n * big;
     }
 }
 

@@ -228,15 +228,17 @@ static int models_corpus(const char *dir)
     u8(&e, 1 | 4 | 8 | 0x20), u8(&e, 0x80 | 3);
     ok &= write_file(dir, "w4-inverse-trained", e.buf, e.size);
 
-    /* Width 6, dense_lu layers (the default floor and 0.25) around
-     * PReLU, one inverse-direction dense_lu, trained with memory saving;
-     * inputs in [-2, 2]. */
+    /* Width 6, dense_lu layers (the default floor and 1e-30) around
+     * PReLU, one inverse-direction dense_lu (floor 0.25), trained with
+     * memory saving; inputs in [-2, 2].  The second layer's s_0 = 0 is
+     * floored at 1e-30: W singular to any float precision, its inverse
+     * huge but defined. */
     e.size = 0;
     u8(&e, 5), u8(&e, 5);
-    op(&e, 4, 0x00000021u), op(&e, 2, 0x0705), op(&e, 4, 0x00010022u), op(&e, 6, 4),
+    op(&e, 4, 0x00000021u), op(&e, 2, 0x0705), op(&e, 4, 0x00020022u), op(&e, 6, 4),
         op(&e, 5, 0);
     u8(&e, 1);
-    edit(&e, 2, 30, 0, 0x80000000u); /* s_0 of the second dense_lu = 0: floored */
+    edit(&e, 2, 30, 0, 0x80000000u);
     inputs(&e, 6, 5, 8 | 1, 17);
     u8(&e, 2 | 0x10), u8(&e, 1 | 4);
     ok &= write_file(dir, "w6-dense-lu", e.buf, e.size);
