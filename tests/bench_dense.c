@@ -390,12 +390,12 @@ typedef struct tile_ctx {
 
 #define TILE_BODY(VEC, LOAD, SET1, STORE, MUL, ADD, FMA_OP, LANES, fused)                         \
     VEC acc[8][2];                                                                              \
-    for (size_t r = 0; r < 8; r++)                                                                 \
+    _Pragma("GCC unroll 8") for (size_t r = 0; r < 8; r++)                                         \
         for (size_t q = 0; q < 2; q++)                                                             \
             acc[r][q] = LOAD(c + (r * 2 + q) * LANES);                                          \
     for (size_t k = 0; k < TILE_DEPTH; k++) {                                                   \
         VEC b0 = LOAD(b + k * 2 * LANES), b1 = LOAD(b + k * 2 * LANES + LANES);                 \
-        for (size_t r = 0; r < 8; r++) {                                                           \
+        _Pragma("GCC unroll 8") for (size_t r = 0; r < 8; r++) {                                   \
             VEC av = SET1(a[k * 8 + r]);                                                        \
             acc[r][0] = fused ? FMA_OP(av, b0, acc[r][0]) : ADD(acc[r][0], MUL(av, b0));        \
             acc[r][1] = fused ? FMA_OP(av, b1, acc[r][1]) : ADD(acc[r][1], MUL(av, b1));        \

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "invdl.h"
+#include "kernels/dense_kernels.h"
 #include "layers/layer.h"
 #include "reference.h"
 
@@ -499,6 +500,56 @@ static void test_log_det(void **state)
     }
 }
 
+/* The norms memory-saving backprop weighs rebuilding with (layer.h, gain):
+ * |W|_inf bounded by |L|_inf |U|_inf, never below the norm; |W^-1|_inf
+ * exact up to width 32 (from W^-1's columns in double: within 2^-40
+ * relative of the long double reference), estimated above (Hager/Higham:
+ * never above the norm, and on these matrices within a factor of 3 of it,
+ * which a broken estimate - a wrong product, a lost permutation - is not). */
+static void test_norms(void **state)
+{
+    (void)state;
+    for (size_t wi = 0; wi < WIDTH_COUNT; wi++) {
+        size_t n = WIDTHS[wi];
+        invdl_layer *l = moved_layer(n, 150 + n);
+        ref_lu r = ref_of(l);
+        long double *w = malloc(n * n * sizeof *w), *x = malloc(n * sizeof *x);
+        long double *e = malloc(n * sizeof *e), *rows = calloc(n, sizeof *rows);
+        assert_true(w && x && e && rows);
+        ref_weights(&r, w);
+        long double wn = 0.0L, in = 0.0L;
+        for (size_t i = 0; i < n; i++) {
+            long double sum = 0.0L;
+            for (size_t j = 0; j < n; j++)
+                sum += fabsl(w[i * n + j]);
+            wn = fmaxl(wn, sum);
+        }
+        for (size_t j = 0; j < n; j++) { /* column j of W^-1 */
+            for (size_t i = 0; i < n; i++)
+                e[i] = (i == j ? 1.0L : 0.0L) + r.p[n * n + i];
+            ref_solve(&r, w, e, x);
+            for (size_t i = 0; i < n; i++)
+                rows[i] += fabsl(x[i]);
+        }
+        for (size_t i = 0; i < n; i++)
+            in = fmaxl(in, rows[i]);
+        const invdl_dense_plu *f = l->params->cache;
+        assert_true((long double)f->norm >= wn * (1.0L - 0x1p-40L));
+        if (n <= 32) {
+            assert_true(fabsl((long double)f->inv_norm - in) <= 0x1p-40L * in);
+        } else {
+            assert_true((long double)f->inv_norm <= in * (1.0L + 0x1p-40L));
+            assert_true((long double)f->inv_norm >= in / 3.0L);
+        }
+        free(w);
+        free(x);
+        free(e);
+        free(rows);
+        ref_free(&r);
+        invdl_layer_free(l);
+    }
+}
+
 /* L = sum over samples and outputs of c_si out_si, out the direction's
  * map of in: W x + b, or W^-1 (y - b). */
 static long double linear_loss(const ref_lu *r, int inverse, size_t batch, const long double *in,
@@ -754,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_weights),
         cmocka_unit_test(test_forward_inverse),
         cmocka_unit_test(test_log_det),
+        cmocka_unit_test(test_norms),
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_log_det_grad),
         cmocka_unit_test(test_project),

@@ -1172,7 +1172,8 @@ void invdl_dense_plu_free(invdl_dense_plu *f)
 invdl_dense_plu *invdl_dense_plu_new(size_t n)
 {
     size_t lus, work;
-    if (!lu_count(n, &lus) || !invdl_mul_size(n, 4, &work))
+    /* 4n for the estimate, or W^-1 in lane layout when n <= BLOCK. */
+    if (!lu_count(n, &lus) || !invdl_mul_size(n, n <= BLOCK ? LL : 4, &work))
         return NULL;
     invdl_dense_plu *f = invdl_malloc(sizeof *f);
     if (f == NULL)
@@ -1191,8 +1192,8 @@ invdl_dense_plu *invdl_dense_plu_new(size_t n)
     return f;
 }
 
-invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, const float *values,
-                                 int complete)
+invdl_status invdl_dense_plu_set(const invdl_dense_kernels *k, invdl_dense_plu *f,
+                                 const float *settings, const float *values, int complete)
 {
     size_t n = f->n, ld = f->lu_ld, tri = n * (n - 1) / 2;
     float s_min = settings[0];
@@ -1212,26 +1213,26 @@ invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, cons
     for (size_t i = 0; i < n; i++) {
         double *row = f->lu + i * ld;
         const float *lrow = lower + i * (i - 1) / 2, *urow = upper + i * (2 * n - i - 1) / 2;
-        for (size_t k = 0; k < i; k++)
-            row[k] = (double)lrow[k];
+        for (size_t c = 0; c < i; c++)
+            row[c] = (double)lrow[c];
         f->unfloored[i] = fabsf(s[i]) >= s_min;
         row[i] = f->unfloored[i] ? (double)s[i] : (double)copysignf(s_min, s[i]);
-        for (size_t k = i + 1; k < n; k++)
-            row[k] = (double)urow[k - i - 1];
+        for (size_t c = i + 1; c < n; c++)
+            row[c] = (double)urow[c - i - 1];
     }
     if (complete) {
         double log_det = 0.0;
         for (size_t i = 0; i < n; i++)
             log_det += log(fabs(f->lu[i * ld + i]));
         f->log_abs_det = log_det;
-        invdl_dense_plu_norms(f);
+        invdl_dense_plu_norms(k, f);
     }
     return INVDL_OK;
 }
 
 /* a_0 b_0 + a_1 b_1 + ... in eight interleaved partial sums (which the
  * compiler runs as one vector), added up at the end. */
-static double dot8(size_t n, const double *a, const double *b)
+static inline double dot8(size_t n, const double *a, const double *b)
 {
     double part[8] = {0};
     size_t k = 0;
@@ -1329,7 +1330,7 @@ static double plu_estimate(const invdl_dense_plu *f, int b, int bt)
     return alt > est ? alt : est;
 }
 
-void invdl_dense_plu_norms(invdl_dense_plu *f)
+void invdl_dense_plu_norms(const invdl_dense_kernels *k, invdl_dense_plu *f)
 {
     /* |W|_inf <= |L|_inf |U|_inf: largest row sums, in index order. */
     size_t n = f->n, ld = f->lu_ld;
@@ -1337,15 +1338,35 @@ void invdl_dense_plu_norms(invdl_dense_plu *f)
     for (size_t i = 0; i < n; i++) {
         const double *row = f->lu + i * ld;
         double l = 1.0, u = 0.0;
-        for (size_t k = 0; k < i; k++)
-            l += fabs(row[k]);
-        for (size_t k = i; k < n; k++)
-            u += fabs(row[k]);
+        for (size_t c = 0; c < i; c++)
+            l += fabs(row[c]);
+        for (size_t c = i; c < n; c++)
+            u += fabs(row[c]);
         lmax = l > lmax ? l : lmax;
         umax = u > umax ? u : umax;
     }
     f->norm = lmax * umax;
-    f->inv_norm = plu_estimate(f, APPLY_INVT, APPLY_INV);
+    if (n > BLOCK) {
+        f->inv_norm = plu_estimate(f, APPLY_INVT, APPLY_INV);
+        return;
+    }
+    /* Small W: W^-1 itself, all columns in one block of solves (column m
+     * solves L U z = P^T e_m), then its largest row sum. */
+    double *z = f->work;
+    size_t lanes = invdl_dense_pad(n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t m = 0; m < lanes; m++)
+            z[i * LL + m] = m == f->perm[i] ? 1.0 : 0.0;
+    invdl_dense_solve(k, n, f->lu, ld, 1, 0, 1, lanes, z, LL);
+    invdl_dense_solve(k, n, f->lu, ld, 1, 1, 0, lanes, z, LL);
+    double inv = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0.0;
+        for (size_t m = 0; m < n; m++)
+            sum += fabs(z[i * LL + m]);
+        inv = sum > inv || sum != sum ? sum : inv;
+    }
+    f->inv_norm = inv;
 }
 
 void invdl_dense_plu_forward(const invdl_dense_kernels *k, const invdl_dense_plu *f,

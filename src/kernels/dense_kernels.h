@@ -232,7 +232,8 @@ typedef struct invdl_dense_plu {
     size_t lu_ld;         /* ld(n) */
     size_t *perm;         /* [n] */
     unsigned char *unfloored; /* [n]: 1 where u_i = s_i, 0 where the floor holds */
-    double *work;         /* [4n]: the norm estimates' vectors */
+    double *work;         /* the norms' work: [n][LANES_LD] up to n = BLOCK,
+                             else [4n] */
     double log_abs_det;   /* sum of log|u_i|, in index order (when complete) */
     double norm;          /* a bound on |W|_inf, an estimate of |W^-1|_inf */
     double inv_norm;      /* (when complete; invdl_dense_plu_norms) */
@@ -246,18 +247,20 @@ void invdl_dense_plu_free(invdl_dense_plu *f); /* NULL is fine */
  * the permutation as floats holding exact integers below n; L's strictly
  * lower entries, U's strictly upper ones, s, b): L and U in double with
  * the floored diagonal, perm, unfloored; with complete != 0 also
- * log_abs_det and the norm estimates.  INVDL_OK, or INVDL_EINVAL when an
- * index repeats or a value is not finite. */
-invdl_status invdl_dense_plu_set(invdl_dense_plu *f, const float *settings, const float *values,
-                                 int complete);
+ * log_abs_det and the norms (invdl_dense_plu_norms).  INVDL_OK, or
+ * INVDL_EINVAL when an index repeats or a value is not finite. */
+invdl_status invdl_dense_plu_set(const invdl_dense_kernels *k, invdl_dense_plu *f,
+                                 const float *settings, const float *values, int complete);
 
-/* From the factors (f->lu and f->perm filled): f->inv_norm, an estimate of
- * |W^-1|_inf by Hager's method as LAPACK's dlacn2 refines it (a few solves
- * with W and W^T, O(n^2) each; it never exceeds the norm and is within a
- * small factor of it in all but contrived cases), and f->norm, the bound
+/* From the factors (f->lu and f->perm filled): f->norm, the bound
  * |L|_inf |U|_inf >= |W|_inf (exact for diagonal W, above it by up to a
- * factor of about sqrt(n) for W near orthogonal). */
-void invdl_dense_plu_norms(invdl_dense_plu *f);
+ * factor of about sqrt(n) for W near orthogonal), and f->inv_norm:
+ * |W^-1|_inf itself up to n = INVDL_DENSE_BLOCK (W^-1 from one block of
+ * solves, O(n^3)), above that an estimate by Hager's method as LAPACK's
+ * dlacn2 refines it (a few solves with W and W^T, O(n^2) each; it never
+ * exceeds the norm and is within a small factor of it in all but
+ * contrived cases). */
+void invdl_dense_plu_norms(const invdl_dense_kernels *k, invdl_dense_plu *f);
 
 /* y = W x + b per sample: z = U x, w = L z (triangular products, in that
  * order of sums), y_perm[i] = w_i + b_perm[i] rounded once.  x == y

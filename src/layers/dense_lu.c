@@ -23,8 +23,9 @@
  *
  * Derived data (dense_kernels.h, invdl_dense_plu): L and U in double with
  * the floored diagonal, the permutation, log|det W|, and when complete
- * estimates of |W|_inf and |W^-1|_inf for memory-saving backprop.  All
- * O(width^2).
+ * bounds on |W|_inf and |W^-1|_inf for memory-saving backprop (|W^-1|_inf
+ * estimated above width 32).  All O(width^2) but the last for small
+ * widths.
  */
 #include "kernels/dense_kernels.h"
 #include "layer.h"
@@ -78,7 +79,7 @@ static void dense_lu_cache_free(void *cache)
 static invdl_status dense_lu_prepare(const invdl_params *p, const float *values, void *cache,
                                      int complete)
 {
-    return invdl_dense_plu_set(cache, p->settings, values, complete);
+    return invdl_dense_plu_set(invdl_dense_kernels_best(), cache, p->settings, values, complete);
 }
 
 static void dense_lu_project(const invdl_params *p, float *values)
