@@ -1,31 +1,41 @@
 /*
- * bench_dense.c - the dense layer's batched kernels and the trainer built on
- * them, against straightforward loops measured in the same run.
- * `meson test -C build --benchmark --suite dense`.
+ * bench_dense.c - the dense layers' batched kernels and the trainer built
+ * on them, against straightforward loops and PyTorch measured in the same
+ * run.  `meson test -C build --benchmark --suite dense`.
  *
  * What is measured
  * ----------------
+ * 0. What one tile of 8 x 16 accumulator vectors reaches in L1 for each
+ *    way of accumulating: double with separate multiply and add (invdl's
+ *    kernels), double with FMA, float with either (float BLAS kernels'),
+ *    where the CPU has AVX-512F: the ceiling of each choice.
  * 1. Kernels, at widths 8, 64, 256 and 1024 on a batch of 256 samples
  *    (uniform in [-1, 1]; W a dense layer's orthogonal start plus a
- *    uniform perturbation of 0.1, b likewise), in GFLOP/s of the nominal
- *    operation count:
+ *    uniform perturbation of 0.1, b likewise; a dense_lu layer's start
+ *    perturbed the same way), in GFLOP/s of the nominal operation count:
  *      forward   y = W x + b                  2 n^2 per sample
  *      backward  dx = W^T g, dW += g x^T, db   4 n^2 per sample
  *      inverse   x = W^-1 (y - b), LU solves  2 n^2 per sample
- *      factor    LU and W^-1's norms          8/3 n^3 per call (once per step)
- *    for invdl (the dispatched path), its portable scalar path, the loops
- *    in double the layer used before the batched kernels (one sample at a
- *    time, the same arithmetic, so the same bits), and, for forward and
- *    backward, the textbook triple loops in float.  With OpenBLAS built in,
- *    cblas_dgemm does the forward and backward products in double, as a
- *    reference for large widths.
+ *      factor    LU and W^-1's norms          8/3 n^3 per call
+ *      dense_lu forward   z = U x, L z + b      2 n^2 per sample
+ *      dense_lu backward  L^T g', U^T h, U x, dL, dU   5 n^2 per sample
+ *      dense_lu inverse   two triangular solves 2 n^2 per sample
+ *    for invdl (the dispatched path), its portable scalar path, the plain
+ *    loops in double of tests/dense_plain.c (one sample at a time, the
+ *    same arithmetic in the same order, so the same bits), and, for the
+ *    dense forward and backward, the textbook triple loops in float.  With
+ *    OpenBLAS built in, cblas_dgemm does the dense forward and backward
+ *    products in double, as a reference for large widths.
  * 2. The trainer: samples per second of invdl_model_fit (one epoch, batch
- *    32, SGD at learning rate 1e-3) on models of depth 8, dense / mprelu /
- *    dense / mprelu / ... (4 dense layers), widths 8, 64 and 256, with
- *    stored and memory-saving backprop.  The same models run with invdl's
- *    dense layer, with a dense layer on the scalar path, and with one on
- *    the previous per-sample loops (both are layer kinds defined below,
- *    plugged into the library's machinery through their operation tables).
+ *    32, SGD at learning rate 1e-3, MSE) on models of depth 8, (dense or
+ *    dense_lu) / mprelu four times, widths 8, 64 and 256, with stored and
+ *    memory-saving backprop; the dense layers as invdl runs them, on the
+ *    scalar path, dense factorised after every step (as before the
+ *    trainer deferred it), dense with OpenBLAS's products; and the same
+ *    network in PyTorch (tests/bench_torch.py: one thread, float32,
+ *    nn.Linear + nn.PReLU, SGD, shuffled batches of 32), run as a server
+ *    process whose epochs interleave with invdl's rounds, when
+ *    /usr/bin/python3 imports torch (else the column says why not).
  *
  * How
  * ---
@@ -33,19 +43,21 @@
  * (at least one call): the thread's CPU time (CLOCK_THREAD_CPUTIME_ID) by
  * default, because on a shared machine the wall time measures the other
  * work as much as this one; CPU time still carries the slowdown from the
- * caches and memory the other work shares.  Each line shows the least
- * "CPU share" (CPU time / wall time, median over rounds) of its cases, a
- * gauge of that load; --wall times by CLOCK_MONOTONIC instead.  The cases of one width and
+ * caches and memory the other work shares.  PyTorch's epochs are timed by
+ * its process's CPU time.  Each line shows the least "CPU share" (CPU time
+ * / wall time, median over rounds) of its cases, a gauge of that load;
+ * --wall times by the wall clock instead.  The cases of one width and
  * operation are sampled in interleaved rounds, each round in a rotated
  * order, so that load coming and going on the machine slows them alike,
- * until a time budget is spent.  Reported: medians; ratios are ratios of
- * medians, next to the median of the ratios within each round ("paired").
- * Before timing, every invdl case and the previous loops are checked to
- * give the same bits (and the trained parameters likewise); the float
- * loops' largest relative deviation is reported.
+ * until a time budget is spent.  Reported: medians; ratios to PyTorch are
+ * medians of the ratios within each round ("paired").  Before timing,
+ * every invdl case and the plain loops are checked to give the same bits
+ * (and the trained parameters likewise); the float loops' largest
+ * relative deviation is reported.
  *
  * Options: --budget=F scales the time budgets (default 1), --quick is
- * --budget=0.1 with fewer rounds, --wall times by the wall clock.
+ * --budget=0.1 with fewer rounds, --wall times by the wall clock,
+ * --kernels or --trainer runs that part alone.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -77,7 +89,7 @@
 #define SEED UINT64_C(0xd3e5eb3c4c0ffee5)
 
 /* ------------------------------------------------------------------------ */
-/* Baselines: the previous loops are dense_plain.c's; the textbook ones here */
+/* Baselines: the plain loops are dense_plain.c's; the textbook ones here    */
 /* ------------------------------------------------------------------------ */
 
 /* The textbook loops in float. */
@@ -685,13 +697,13 @@ static const char *const op_name[OP_COUNT] = {"forward",        "backward",     
                                               "dense_lu backward", "dense_lu inverse"};
 enum { V_INVDL, V_SCALAR, V_LOOPS, V_FLOAT, V_BLAS, V_COUNT };
 static const char *const variant_name[V_COUNT] = {
-    "invdl", "invdl scalar path", "loops, double (previous)", "textbook loops, float",
+    "invdl", "invdl scalar path", "plain loops, double", "textbook loops, float",
     "OpenBLAS dgemm"};
 
 typedef struct kernel_result {
     size_t width;
     double gflops[OP_COUNT][V_COUNT]; /* NaN: not run */
-    double paired_loops[OP_COUNT];    /* invdl / previous loops, paired */
+    double paired_loops[OP_COUNT];    /* invdl / plain loops, paired */
     double float_dev[OP_COUNT];       /* float loops' deviation from the double loops */
 } kernel_result;
 
@@ -772,7 +784,7 @@ static int bench_width(size_t n, const plan *pl, kernel_result *res)
         }
     }
 
-    /* Every invdl variant must give the previous loops' bits. */
+    /* Every invdl variant must give the plain loops' bits. */
     for (int op = 0; op < OP_COUNT; op++) {
         for (int v = V_INVDL; v <= V_FLOAT; v++) {
             if (v == V_FLOAT && op != OP_FORWARD && op != OP_BACKWARD)
@@ -1335,12 +1347,12 @@ static void print_markdown(const kernel_result *kr, const trainer_result *tr, co
 {
     printf("\nMarkdown\n--------\n\n");
     printf("Dense layer, batch of %zu, GFLOP/s (medians):\n\n", BATCH);
-    printf("| width | operation | invdl | scalar path | previous loops (double) | textbook loops "
+    printf("| width | operation | invdl | scalar path | plain loops (double) | textbook loops "
            "(float) |");
 #ifdef BENCH_HAVE_CBLAS
     printf(" OpenBLAS dgemm |");
 #endif
-    printf(" invdl / previous | invdl / float loops |\n");
+    printf(" invdl / plain loops | invdl / float loops |\n");
     printf("|--:|---|--:|--:|--:|--:|");
 #ifdef BENCH_HAVE_CBLAS
     printf("--:|");
@@ -1548,7 +1560,7 @@ int main(int argc, char **argv)
     print_markdown(kr, tr, machine, wall_clock ? "wall clock" : "thread CPU time", command,
                    parts & 2 ? torch_note : "not measured");
     if (!ok)
-        printf("\nFAILED: a variant disagreed with the previous loops or reported an error\n");
+        printf("\nFAILED: a variant disagreed with the plain loops or reported an error\n");
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 
 usage:

@@ -170,6 +170,35 @@ static long double ref_solve(const ref_lu *r, const long double *w, const long d
     return logdet;
 }
 
+/* |W|_inf and |W^-1|_inf, the latter from W^-1's columns solved one by one
+ * (column j solves W x = e_j, i.e. y - b = e_j). */
+static void ref_norms(const ref_lu *r, const long double *w, long double *norm,
+                      long double *inv_norm)
+{
+    size_t n = r->n;
+    long double *y = malloc(n * sizeof *y), *x = malloc(n * sizeof *x);
+    long double *rows = calloc(n, sizeof *rows);
+    assert_true(y != NULL && x != NULL && rows != NULL);
+    *norm = *inv_norm = 0.0L;
+    for (size_t j = 0; j < n; j++) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = (i == j ? 1.0L : 0.0L) + r->p[n * n + i];
+        ref_solve(r, w, y, x);
+        for (size_t i = 0; i < n; i++)
+            rows[i] += fabsl(x[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        long double sum = 0.0L;
+        for (size_t j = 0; j < n; j++)
+            sum += fabsl(w[i * n + j]);
+        *norm = fmaxl(*norm, sum);
+        *inv_norm = fmaxl(*inv_norm, rows[i]);
+    }
+    free(y);
+    free(x);
+    free(rows);
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static double uniform(uint64_t *s)
@@ -362,33 +391,15 @@ static void test_forward_inverse(void **state)
         size_t n = WIDTHS[wi], batch = 37, count = n * batch;
         invdl_layer *l = moved_layer(n, 80 + n), *inv = invdl_layer_inverse(l);
         ref_lu r = ref_of(l);
-        long double *w = malloc(n * n * sizeof *w), *winv = malloc(n * n * sizeof *winv);
+        long double *w = malloc(n * n * sizeof *w);
         long double *xl = malloc(n * sizeof *xl), *yl = malloc(n * sizeof *yl);
         long double *mag = malloc(n * sizeof *mag);
         float *x = random_floats(count, 1.0, 81 + n), *y = malloc(count * sizeof *y);
         float *back = malloc(count * sizeof *back);
-        assert_true(w && winv && xl && yl && mag && y && back);
+        assert_true(w && xl && yl && mag && y && back);
         ref_weights(&r, w);
-        /* kappa_inf from W^-1's columns. */
-        long double wn = 0.0L, in = 0.0L;
-        for (size_t j = 0; j < n; j++) {
-            long double e[80] = {0};
-            assert_true(n <= 80);
-            for (size_t i = 0; i < n; i++)
-                e[i] = (i == j ? 1.0L : 0.0L) + r.p[n * n + i];
-            ref_solve(&r, w, e, xl);
-            for (size_t i = 0; i < n; i++)
-                winv[i * n + j] = xl[i];
-        }
-        for (size_t i = 0; i < n; i++) {
-            long double rw = 0.0L, ri = 0.0L;
-            for (size_t j = 0; j < n; j++) {
-                rw += fabsl(w[i * n + j]);
-                ri += fabsl(winv[i * n + j]);
-            }
-            wn = fmaxl(wn, rw);
-            in = fmaxl(in, ri);
-        }
+        long double wn, in;
+        ref_norms(&r, w, &wn, &in);
         long double kappa = wn * in;
 
         assert_int_equal(invdl_layer_apply(l, batch, x, y), INVDL_OK);
@@ -422,7 +433,6 @@ static void test_forward_inverse(void **state)
         assert_memory_equal(copy, y, count * sizeof *copy);
         free(copy);
         free(w);
-        free(winv);
         free(xl);
         free(yl);
         free(mag);
@@ -513,26 +523,10 @@ static void test_norms(void **state)
         size_t n = WIDTHS[wi];
         invdl_layer *l = moved_layer(n, 150 + n);
         ref_lu r = ref_of(l);
-        long double *w = malloc(n * n * sizeof *w), *x = malloc(n * sizeof *x);
-        long double *e = malloc(n * sizeof *e), *rows = calloc(n, sizeof *rows);
-        assert_true(w && x && e && rows);
+        long double *w = malloc(n * n * sizeof *w), wn, in;
+        assert_non_null(w);
         ref_weights(&r, w);
-        long double wn = 0.0L, in = 0.0L;
-        for (size_t i = 0; i < n; i++) {
-            long double sum = 0.0L;
-            for (size_t j = 0; j < n; j++)
-                sum += fabsl(w[i * n + j]);
-            wn = fmaxl(wn, sum);
-        }
-        for (size_t j = 0; j < n; j++) { /* column j of W^-1 */
-            for (size_t i = 0; i < n; i++)
-                e[i] = (i == j ? 1.0L : 0.0L) + r.p[n * n + i];
-            ref_solve(&r, w, e, x);
-            for (size_t i = 0; i < n; i++)
-                rows[i] += fabsl(x[i]);
-        }
-        for (size_t i = 0; i < n; i++)
-            in = fmaxl(in, rows[i]);
+        ref_norms(&r, w, &wn, &in);
         const invdl_dense_plu *f = l->params->cache;
         assert_true((long double)f->norm >= wn * (1.0L - 0x1p-40L));
         if (n <= 32) {
@@ -542,9 +536,6 @@ static void test_norms(void **state)
             assert_true((long double)f->inv_norm >= in / 3.0L);
         }
         free(w);
-        free(x);
-        free(e);
-        free(rows);
         ref_free(&r);
         invdl_layer_free(l);
     }
