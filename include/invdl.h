@@ -365,8 +365,8 @@ INVDL_NODISCARD invdl_status invdl_layer_get_params(const invdl_layer *layer, si
  *  Replaces the parameters of the layer's block, which every layer
  *  sharing it sees at once.  A dense layer's LU factors are refreshed
  *  here, before the call returns.  A dense_lu layer accepts any finite
- *  values (an s_i inside the floor is floored, not moved).  Not to be called while another thread
- *  uses a layer or model sharing the block.
+ *  values (an s_i inside the floor is floored, not moved).  Not to be
+ *  called while another thread uses a layer or model sharing the block.
  *  @return : INVDL_OK; INVDL_EINVAL (as invdl_layer_get_params(), or a
  *            value not finite); INVDL_ESINGULAR (W numerically singular:
  *            its reciprocal 1-norm condition number is below FLT_EPSILON).

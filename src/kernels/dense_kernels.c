@@ -1241,7 +1241,8 @@ static inline double dot8(size_t n, const double *a, const double *b)
             part[j] += a[k + j] * b[k + j];
     for (; k < n; k++)
         part[0] += a[k] * b[k];
-    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    double low = (part[0] + part[1]) + (part[2] + part[3]);
+    return low + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 /* v = W^-1 v or W^-T v for one vector, for the norm estimate: rows of L

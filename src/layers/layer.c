@@ -77,8 +77,10 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     invdl_params *p = NULL;
     invdl_layer *l = NULL;
     size_t nsettings;
-    if (!invdl_settings_count(ops, width, &nsettings))
+    if (!invdl_settings_count(ops, width, &nsettings)) {
+        st = INVDL_EINVAL;
         goto fail;
+    }
     size_t count = ops->count(width, settings);
 
     if (count > 0 && values == NULL)

@@ -64,14 +64,14 @@ static int bad_options(const invdl_fit_options *o)
 
 /* Whether each step must leave every layer's derived data complete: when
  * memory-saving backprop rebuilds inputs through inverses and weighs their
- * gains, or when a layer runs in its inverse direction (a dense layer's
- * inverse and its backward solve with the factors). */
+ * gains, or when a layer with derived data runs in its inverse direction
+ * (a dense layer's inverse and its backward solve with the factors). */
 static int factors_needed_each_step(const invdl_model *m, const invdl_fit_options *o)
 {
     if (o->memory_saving)
         return 1;
     for (size_t l = 0; l < m->depth; l++)
-        if (m->layers[l]->inverse)
+        if (m->layers[l]->inverse && m->layers[l]->params->ops->cache_new != NULL)
             return 1;
     return 0;
 }

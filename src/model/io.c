@@ -113,8 +113,9 @@ static size_t file_size(const invdl_model *m, invdl_params *const *blocks, size_
         return 0;
     size += layers * sizeof(float);
     for (size_t b = 0; b < nblocks; b++) {
-        size_t floats = blocks[b]->nsettings + blocks[b]->count;
-        if (blocks[b]->nsettings > UINT32_MAX || blocks[b]->nsettings > SIZE_MAX - blocks[b]->count ||
+        size_t ns = blocks[b]->nsettings, floats = ns + blocks[b]->count;
+        /* S is a u32 in the file. */
+        if (ns > UINT32_MAX || ns > SIZE_MAX - blocks[b]->count ||
             floats > (SIZE_MAX - size - BLOCK_BYTES) / sizeof(float))
             return 0;
         size += BLOCK_BYTES + floats * sizeof(float);
