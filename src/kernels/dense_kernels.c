@@ -608,30 +608,28 @@ DENSE_AVX512_INLINE void row_vectors512(size_t count, const double *t, ptrdiff_t
                                         const double *x, double d, int nv, unsigned tail,
                                         int product)
 {
-    __mmask8 last = tail > 0 ? (__mmask8)((1u << tail) - 1u) : (__mmask8)0xff;
+    /* Every vector whole but the last, masked to `tail` lanes if tail > 0. */
+    __mmask8 mask[4] = {0xff, 0xff, 0xff, 0xff};
+    mask[nv - 1] = (__mmask8)(tail > 0 ? (1u << tail) - 1u : 0xffu);
     __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
                       _mm512_setzero_pd()};
 #pragma GCC unroll 4
     for (int q = 0; q < nv; q++)
-        acc[q] = _mm512_maskz_loadu_pd(q == nv - 1 ? last : (__mmask8)0xff, z + 8 * q);
+        acc[q] = _mm512_maskz_loadu_pd(mask[q], z + 8 * q);
     for (size_t k = 0; k < count; k++) {
         __m512d tk = _mm512_set1_pd(*t);
 #pragma GCC unroll 4
         for (int q = 0; q < nv; q++)
-            acc[q] = mul_acc512(acc[q], tk,
-                                _mm512_maskz_loadu_pd(q == nv - 1 ? last : (__mmask8)0xff,
-                                                      v + 8 * q),
-                                !product);
+            acc[q] = mul_acc512(acc[q], tk, _mm512_maskz_loadu_pd(mask[q], v + 8 * q), !product);
         t += ks;
         v += ldv;
     }
     __m512d dv = _mm512_set1_pd(d);
 #pragma GCC unroll 4
     for (int q = 0; q < nv; q++) {
-        __mmask8 m = q == nv - 1 ? last : (__mmask8)0xff;
-        acc[q] = product ? mul_acc512(acc[q], dv, _mm512_maskz_loadu_pd(m, x + 8 * q), 0)
+        acc[q] = product ? mul_acc512(acc[q], dv, _mm512_maskz_loadu_pd(mask[q], x + 8 * q), 0)
                          : _mm512_div_pd(acc[q], dv);
-        _mm512_mask_storeu_pd(z + 8 * q, m, acc[q]);
+        _mm512_mask_storeu_pd(z + 8 * q, mask[q], acc[q]);
     }
 }
 
