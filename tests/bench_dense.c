@@ -1037,7 +1037,8 @@ extern const invdl_layer_ops invdl_dense_lu_ops;
 static invdl_status every_step_prepare(const invdl_params *p, const float *values, void *cache,
                                        int complete)
 {
-    return invdl_dense_ops.prepare(p, values, cache, complete | 1);
+    (void)complete;
+    return invdl_dense_ops.prepare(p, values, cache, 1);
 }
 
 static invdl_status lu_scalar_apply(const invdl_params *p, int inverse, size_t batch,
