@@ -12,8 +12,9 @@
  *        signed sin   y = x*sin|x|     invertible on |x| <= INVDL_SSIN_XMAX
  *        abs-tanh     y = |x|*tanh(x)  a bijection of the real line
  *        mprelu       y = x (x >= 0), a*x (x < 0), a = max(|alpha|, alpha_min)
- *   3. layers: a kernel (or an invertible dense map) with its parameters; the
- *      inverse of a layer shares the forward layer's parameters;
+ *   3. layers: a kernel (or an invertible dense map: a free W, or W = P L U
+ *      from its factors) with its parameters; the inverse of a layer shares
+ *      the forward layer's parameters;
  *   4. models: a sequence of layers of one width, whose inverse model is the
  *      reversed sequence of inverse layers;
  *   5. flows: a model read as a normalizing flow, its log-density and
@@ -267,8 +268,65 @@ typedef enum invdl_layer_kind {
     INVDL_LAYER_SSIN = 1,
     INVDL_LAYER_ABSTANH = 2,
     INVDL_LAYER_MPRELU = 3,
-    INVDL_LAYER_DENSE = 4
+    INVDL_LAYER_DENSE = 4,
+    INVDL_LAYER_DENSE_LU = 5
 } invdl_layer_kind;
+
+/* Dense layer parametrised as W = P L U (as in Glow and nflows' LULinear):
+ * P a fixed permutation drawn from seed, L unit lower triangular, U upper
+ * triangular with diagonal u_i = s_i where |s_i| >= s_min, otherwise
+ * copysign(s_min, s_i).  Training never leaves an s_i in the floor, where
+ * its gradient would be 0 for good: after each update, |s_i| < s_min
+ * becomes copysign(s_min, s_i) (projected steps).  Never singular, never
+ * refactorised: inverse = two triangular solves, log|det W| = sum log|u_i|.
+ * Parameters, in this order: L's strictly lower entries row by row
+ * (width*(width-1)/2), U's strictly upper entries row by row (same count),
+ * s[width], b[width].  P and s_min are fixed settings saved with the
+ * layer; P is stored as exact integers in floats, which bounds the width
+ * by INVDL_DENSE_LU_MAX_WIDTH.
+ *
+ * Choosing between dense and dense_lu: both compute y = W x + b in double
+ * (one rounding per output).  dense_lu trains faster (nothing O(width^3)
+ * ever) and its inverse and log-det are always ready; its parameters are
+ * the factors, so the same W is reached by another path than with the
+ * free W, and |s_i| >= s_min bounds how small a pivot can get.  dense
+ * trains W itself, and a step that would make W numerically singular is
+ * refused (INVDL_ESINGULAR). */
+#define INVDL_DENSE_LU_S_MIN 1e-3f
+#define INVDL_DENSE_LU_MAX_WIDTH ((size_t)1 << 24)
+
+/*! invdl_layer_dense_lu() :
+ *  The LU factors with partial pivoting of an orthogonal matrix drawn from
+ *  `seed` (the one invdl_layer_dense() starts from, rounded to float: all
+ *  |l_ik| <= 1, the product of the |u_i| is 1), that factorisation's
+ *  permutation as P, b = 0, s_min = INVDL_DENSE_LU_S_MIN.
+ *  @return : a new layer the caller owns, or NULL (width 0 or above
+ *            INVDL_DENSE_LU_MAX_WIDTH, out of memory). */
+invdl_layer *invdl_layer_dense_lu(size_t width, uint64_t seed);
+
+/*! invdl_layer_dense_lu_min() :
+ *  As invdl_layer_dense_lu() with the diagonal floor `s_min` (a finite
+ *  number > 0), fixed for the layer's life and saved with it.
+ *  @return : a new layer the caller owns, or NULL (bad width or s_min, out
+ *            of memory). */
+invdl_layer *invdl_layer_dense_lu_min(size_t width, uint64_t seed, float s_min);
+
+/*! invdl_layer_permutation() :
+ *  A dense_lu layer's P: perm[i] (i < width) receives the row of W that
+ *  row i of L U becomes (y_perm[i] = (L U x)_i + b_perm[i]).
+ *  @return : INVDL_OK; INVDL_EINVAL for other kinds or NULL arguments. */
+INVDL_NODISCARD invdl_status invdl_layer_permutation(const invdl_layer *layer,
+                                                     size_t *perm /* [width] */);
+
+/*! invdl_layer_weights() :
+ *  The forward map's effective y = W x + b of a dense or dense_lu layer
+ *  (of its forward direction, also when `layer` is an inverse).  For
+ *  dense_lu, each W_ij is formed in double from P, L and the floored U and
+ *  rounded once.
+ *  @return : INVDL_OK; INVDL_EINVAL for other kinds or NULL arguments. */
+INVDL_NODISCARD invdl_status invdl_layer_weights(const invdl_layer *layer,
+                                                 float *W /* [width*width] row-major */,
+                                                 float *b /* [width] */);
 
 /*! invdl_layer_mprelu_min() :
  *  As invdl_layer_mprelu() with the slope floor `alpha_min` (a finite
@@ -279,16 +337,18 @@ typedef enum invdl_layer_kind {
 invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min);
 
 /*! invdl_layer_kind_of(), invdl_layer_name(), invdl_layer_width(),
- *  invdl_layer_is_inverse(), invdl_layer_alpha_min() :
+ *  invdl_layer_is_inverse(), invdl_layer_alpha_min(), invdl_layer_s_min() :
  *  @return : the layer's kind (0 for NULL); its kind's name ("ssin",
- *            "abstanh", "mprelu", "dense"; static storage); its width (0
- *            for NULL); 1 if it computes its kind's inverse map, else 0;
- *            an mprelu layer's alpha_min (0 for other kinds). */
+ *            "abstanh", "mprelu", "dense", "dense_lu"; static storage);
+ *            its width (0 for NULL); 1 if it computes its kind's inverse
+ *            map, else 0; an mprelu layer's alpha_min (0 for other kinds);
+ *            a dense_lu layer's s_min (0 for other kinds). */
 invdl_layer_kind invdl_layer_kind_of(const invdl_layer *layer);
 const char  *invdl_layer_name(const invdl_layer *layer);
 size_t       invdl_layer_width(const invdl_layer *layer);
 int          invdl_layer_is_inverse(const invdl_layer *layer);
 float        invdl_layer_alpha_min(const invdl_layer *layer);
+float        invdl_layer_s_min(const invdl_layer *layer);
 
 /*! invdl_layer_shares_params() :
  *  @return : 1 if a and b read the same parameter block (one was made
@@ -298,7 +358,9 @@ int          invdl_layer_shares_params(const invdl_layer *a, const invdl_layer *
 /*! invdl_layer_param_count() :
  *  Trainable floats: 0 for ssin and abstanh; alpha[width] for mprelu;
  *  W[width][width] (row-major, y_i = sum_j W_ij x_j + b_i) then b[width]
- *  for dense.  A layer and its inverses report the same block.
+ *  for dense; L, U, s, b for dense_lu (width*width + width in all, laid
+ *  out as invdl_layer_dense_lu() says).  A layer and its inverses report
+ *  the same block.
  *  @return : the count (0 for NULL). */
 size_t       invdl_layer_param_count(const invdl_layer *layer);
 
@@ -313,8 +375,9 @@ INVDL_NODISCARD invdl_status invdl_layer_get_params(const invdl_layer *layer, si
 /*! invdl_layer_set_params() :
  *  Replaces the parameters of the layer's block, which every layer
  *  sharing it sees at once.  A dense layer's LU factors are refreshed
- *  here, before the call returns.  Not to be called while another thread
- *  uses a layer or model sharing the block.
+ *  here, before the call returns.  A dense_lu layer accepts any finite
+ *  values (an s_i inside the floor is floored, not moved).  Not to be
+ *  called while another thread uses a layer or model sharing the block.
  *  @return : INVDL_OK; INVDL_EINVAL (as invdl_layer_get_params(), or a
  *            value not finite); INVDL_ESINGULAR (W numerically singular:
  *            its reciprocal 1-norm condition number is below FLT_EPSILON).
@@ -399,7 +462,8 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  *     invdl_model_gradient(), invdl_model_get_params(),
  *     invdl_model_param_count(), invdl_model_save(),
  *     invdl_model_save_memory(), invdl_layer_apply(),
- *     invdl_layer_log_det(), invdl_layer_get_params() and the accessors;
+ *     invdl_layer_log_det(), invdl_layer_get_params(),
+ *     invdl_layer_weights(), invdl_layer_permutation() and the accessors;
  *   - these may also run alongside the readers: invdl_layer_inverse() and
  *     invdl_model_inverse() of a shared object, and freeing one object
  *     while others sharing its blocks are in use (e.g. the forward model
@@ -595,7 +659,18 @@ INVDL_NODISCARD invdl_status invdl_model_sample(invdl_model *model, size_t n, ui
  *     with b1 = beta_1, b2 = beta_2; m, v and the step are computed in
  *     double and each w is rounded to float once per step.  momentum and
  *     nesterov are SGD's: nonzero with Adam is a bad option.
- * A dense layer's LU factors are refreshed after every step.
+ * After each step, values are moved into the region training keeps them
+ * in (a dense_lu layer's |s_i| < s_min become copysign(s_min, s_i)).
+ *
+ * A dense layer's factorisation (LU, norms: O(width^3)) runs after every
+ * step only when training reads it at every step: with memory-saving
+ * backprop, with loss = INVDL_LOSS_NLL (log|det W| and its gradient), or
+ * when the model holds a layer in its inverse direction.  Otherwise the
+ * steps keep only W and W^T up to date and the factors are computed at the
+ * end of each epoch; a W found numerically singular there sends every
+ * parameter back to that epoch's start (INVDL_ESINGULAR).  Either way,
+ * when fit returns (and when on_epoch runs) every layer is complete, as
+ * after invdl_model_set_params().
  *
  * Memory-saving backprop (memory_saving = 1) keeps only each batch's final
  * output and rebuilds every layer's input from its output through the
@@ -690,8 +765,11 @@ invdl_fit_options invdl_fit_defaults_adam(void);
  *            samples: those of the last batch whose loss was finite, those
  *            at the start of the epoch, the initial ones; the initial ones
  *            if none is finite, e.g. with NaN data); INVDL_ESINGULAR (a
- *            step would make a dense W numerically singular: it is not
- *            taken, the parameters are those of the last step);
+ *            dense W became numerically singular: where the factors are
+ *            refreshed at every step, that step is not taken and the
+ *            parameters are those of the last step; otherwise the end of
+ *            the epoch found it and the parameters are those at the
+ *            epoch's start, the epoch not counted in the report);
  *            INVDL_ENOMEM (model unchanged).
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras

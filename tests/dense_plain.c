@@ -17,7 +17,7 @@ static void plain_solve(const double *lu, size_t ld, size_t n, double *z)
     }
     for (size_t i = n; i-- > 0;) {
         double s = z[i];
-        for (size_t k = i + 1; k < n; k++)
+        for (size_t k = n; k-- > i + 1;)
             s -= lu[i * ld + k] * z[k];
         z[i] = s / lu[i * ld + i];
     }
@@ -33,7 +33,7 @@ static void plain_solve_transposed(const double *lu, size_t ld, size_t n, double
     }
     for (size_t i = n; i-- > 0;) {
         double s = c[i];
-        for (size_t k = i + 1; k < n; k++)
+        for (size_t k = n; k-- > i + 1;)
             s -= lu[k * ld + i] * c[k];
         c[i] = s;
     }
@@ -174,5 +174,118 @@ void plain_backward(const invdl_dense_factors *f, const float *w, int inverse, s
         }
         for (size_t j = 0; j < n; j++)
             din[s * n + j] = (float)u[j];
+    }
+}
+
+/* ---- W = P L U -------------------------------------------------------------- */
+
+/* z = U v (upper: k from n-1 down to i+1, then the diagonal) or z = L v
+ * (lower, unit: k from 0 to i-1, then v_i), with t(i,k) = lu[i*ts + k*ks]. */
+static void plain_triangular_product(const double *lu, size_t ts, size_t ks, size_t n, int upper,
+                                     int unit, const double *v, double *z)
+{
+    for (size_t i = 0; i < n; i++) {
+        double acc = 0.0;
+        if (upper)
+            for (size_t k = n; k-- > i + 1;)
+                acc += lu[i * ts + k * ks] * v[k];
+        else
+            for (size_t k = 0; k < i; k++)
+                acc += lu[i * ts + k * ks] * v[k];
+        z[i] = acc + (unit ? 1.0 : lu[i * ts + i * ks]) * v[i];
+    }
+}
+
+void plain_plu_forward(const invdl_dense_plu *f, const float *b, size_t batch, const float *in,
+                       float *out, double *scratch)
+{
+    size_t n = f->n, ld = f->lu_ld;
+    double *x = scratch, *z = scratch + n, *w = scratch + 2 * n;
+    for (size_t s = 0; s < batch; s++) {
+        for (size_t j = 0; j < n; j++)
+            x[j] = (double)in[s * n + j];
+        plain_triangular_product(f->lu, ld, 1, n, 1, 0, x, z);
+        plain_triangular_product(f->lu, ld, 1, n, 0, 1, z, w);
+        for (size_t i = 0; i < n; i++)
+            out[s * n + f->perm[i]] = (float)(w[i] + (double)b[f->perm[i]]);
+    }
+}
+
+void plain_plu_inverse(const invdl_dense_plu *f, const float *b, size_t batch, const float *in,
+                       float *out, double *scratch)
+{
+    size_t n = f->n;
+    double *r = scratch, *z = scratch + n;
+    for (size_t s = 0; s < batch; s++) {
+        for (size_t j = 0; j < n; j++)
+            r[j] = (double)in[s * n + j];
+        for (size_t i = 0; i < n; i++)
+            z[i] = r[f->perm[i]] - (double)b[f->perm[i]];
+        plain_solve(f->lu, f->lu_ld, n, z);
+        for (size_t i = 0; i < n; i++)
+            out[s * n + i] = (float)z[i];
+    }
+}
+
+void plain_plu_backward(const invdl_dense_plu *f, int inverse, size_t batch, const float *in,
+                        const float *out, const float *dout, float *din, double *dparams,
+                        double *scratch)
+{
+    size_t n = f->n, ld = f->lu_ld, tri = n * (n - 1) / 2;
+    double *g = scratch, *h = scratch + n, *x = scratch + 2 * n, *z = scratch + 3 * n;
+    double *d = scratch + 4 * n;
+    for (size_t s = 0; s < batch; s++) {
+        const float *xs = inverse ? out + s * n : in + s * n;
+        for (size_t j = 0; j < n; j++)
+            x[j] = (double)xs[j];
+        /* lcoef: the coefficient of z in dL (g' or c), ucoef: of x in dU
+         * (h or a). */
+        double *lcoef = g, *ucoef = h;
+        if (!inverse) {
+            for (size_t i = 0; i < n; i++)
+                g[i] = (double)dout[s * n + f->perm[i]];
+            plain_triangular_product(f->lu, 1, ld, n, 1, 1, g, h); /* h = L^T g' */
+            plain_triangular_product(f->lu, 1, ld, n, 0, 0, h, d); /* d = U^T h */
+            for (size_t j = 0; j < n; j++)
+                din[s * n + j] = (float)d[j];
+        } else {
+            for (size_t i = 0; i < n; i++)
+                h[i] = (double)dout[s * n + i];
+            /* a = U^-T g: lower solve with U^T; c = L^-T a: upper, unit. */
+            for (size_t i = 0; i < n; i++) {
+                double acc = h[i];
+                for (size_t k = 0; k < i; k++)
+                    acc -= f->lu[k * ld + i] * h[k];
+                h[i] = acc / f->lu[i * ld + i];
+            }
+            memcpy(g, h, n * sizeof *g);
+            for (size_t i = n; i-- > 0;) {
+                double acc = g[i];
+                for (size_t k = n; k-- > i + 1;)
+                    acc -= f->lu[k * ld + i] * g[k];
+                g[i] = acc;
+            }
+            for (size_t i = 0; i < n; i++)
+                din[s * n + f->perm[i]] = (float)g[i];
+        }
+        if (dparams == NULL)
+            continue;
+        plain_triangular_product(f->lu, ld, 1, n, 1, 0, x, z); /* z = U x */
+        for (size_t i = 0; i < n; i++) {
+            for (size_t k = 0; k < i; k++) {
+                double *e = dparams + i * (i - 1) / 2 + k;
+                *e = inverse ? *e - lcoef[i] * z[k] : *e + lcoef[i] * z[k];
+            }
+            for (size_t k = i + 1; k < n; k++) {
+                double *e = dparams + tri + i * (2 * n - i - 1) / 2 + (k - i - 1);
+                *e = inverse ? *e - ucoef[i] * x[k] : *e + ucoef[i] * x[k];
+            }
+            if (f->unfloored[i]) {
+                double *e = dparams + 2 * tri + i;
+                *e = inverse ? *e - ucoef[i] * x[i] : *e + ucoef[i] * x[i];
+            }
+            double *e = dparams + 2 * tri + n + f->perm[i];
+            *e = inverse ? *e - lcoef[i] : *e + lcoef[i];
+        }
     }
 }

@@ -21,7 +21,7 @@ invdl_status plain_factor(const float *w, invdl_dense_factors *f);
 void plain_forward(size_t n, const float *w, const float *b, size_t batch, const float *x,
                    float *y, double *scratch /* n doubles */);
 
-/* x = W^-1 (y - b) by the LU solves of f. */
+/* x = W^-1 (y - b) by the LU solves of f (upper: k from n-1 down). */
 void plain_inverse(const invdl_dense_factors *f, const float *b, size_t batch, const float *y,
                    float *x, double *scratch /* 2n doubles */);
 
@@ -29,5 +29,16 @@ void plain_inverse(const invdl_dense_factors *f, const float *b, size_t batch, c
 void plain_backward(const invdl_dense_factors *f, const float *w, int inverse, size_t batch,
                     const float *in, const float *out, const float *dout, float *din,
                     double *dparams, double *scratch /* 2n doubles */);
+
+/* The LU-parametrised layer's arithmetic with the factors f (lu, perm,
+ * unfloored filled), sample by sample, in the orders dense_kernels.h
+ * states; scratch holds 5n doubles. */
+void plain_plu_forward(const invdl_dense_plu *f, const float *b, size_t batch, const float *in,
+                       float *out, double *scratch);
+void plain_plu_inverse(const invdl_dense_plu *f, const float *b, size_t batch, const float *in,
+                       float *out, double *scratch);
+void plain_plu_backward(const invdl_dense_plu *f, int inverse, size_t batch, const float *in,
+                        const float *out, const float *dout, float *din, double *dparams,
+                        double *scratch);
 
 #endif /* INVDL_DENSE_PLAIN_H */

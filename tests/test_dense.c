@@ -5,11 +5,14 @@
  * sum starts where the loops start and adds its products one by one in the
  * same order, in double, without FMA.  So each check here compares with a
  * reference written in this file as those loops (per sample, per output,
- * in index order) and demands identical bits, on both code paths, for
- * widths and batches that leave every kind of tail (tiles of 4 x 8, lane
- * groups of 4 and 8, blocks of 32 samples, LU panels of 32 columns).  This
- * file is built with -ffp-contract=off so that its references round twice
- * as the loops do.
+ * in the orders dense_kernels.h states) and demands identical bits, on
+ * every code path the CPU runs (scalar, AVX2, AVX-512), for widths and
+ * batches that leave every kind of tail (tiles of 4 x 8, 8 x 8 and 8 x 16,
+ * lane groups of 4, 8 and masked ones, groups of triangle rows, blocks of
+ * 32 samples, LU panels of 32 columns).  The LU-parametrised layer's
+ * products, solves and backward passes likewise against dense_plain.c.
+ * This file is built with -ffp-contract=off so that its references round
+ * twice as the loops do.
  *
  * The loops themselves are then checked against independent references
  * with stated tolerances: the inverse against W^-1 (y - b) from an explicit
@@ -32,7 +35,7 @@
 #include "invdl.h"
 #include "reference.h"
 
-#define MR INVDL_DENSE_MR
+#define MR INVDL_DENSE_MR_MAX
 #define NR INVDL_DENSE_NR
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -73,7 +76,7 @@ static int same_floats(size_t n, const float *a, const float *b)
 }
 
 /* The code paths this CPU runs: the scalar one always. */
-static const invdl_dense_kernels *paths[2];
+static const invdl_dense_kernels *paths[3];
 static size_t path_count;
 
 static int setup(void **state)
@@ -84,6 +87,8 @@ static int setup(void **state)
 #if INVDL_HAVE_AVX2
     if (__builtin_cpu_supports("avx2"))
         paths[path_count++] = &invdl_dense_avx2;
+    if (__builtin_cpu_supports("avx512f"))
+        paths[path_count++] = &invdl_dense_avx512;
 #endif
     return 0;
 }
@@ -94,42 +99,56 @@ static void test_gemm(void **state)
 {
     (void)state;
     static const size_t rows_list[] = {1, 3, 4, 5, 8, 9, 17};
-    static const size_t cols_list[] = {1, 7, 8, 9, 17, 33};
+    static const size_t cols_list[] = {1, 7, 8, 9, 16, 17, 24, 33};
     static const size_t depth_list[] = {0, 1, 5, 33};
     for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
         for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++)
             for (size_t di = 0; di < sizeof depth_list / sizeof *depth_list; di++)
-                for (int mode = 0; mode < 4; mode++) {
+                for (int mode = 0; mode < 8; mode++) {
                     size_t rows = rows_list[ri], cols = cols_list[ci], depth = depth_list[di];
                     /* sub: subtract; A read transposed (ak = 1) or not; B by
                      * rows wider than its columns, or in packed strips a
-                     * little more than NR * depth apart. */
-                    int sub = mode & 1, packed = mode >> 1, trans = (int)((ri + ci + di) % 2);
+                     * little more than NR * depth apart; backwards: k walks
+                     * A and B from their ends (negative strides), as upper
+                     * triangles do. */
+                    int sub = mode & 1, packed = (mode >> 1) & 1, backwards = mode >> 2;
+                    int trans = (int)((ri + ci + di) % 2);
                     size_t rpad = (rows + MR - 1) / MR * MR, cpad = (cols + NR - 1) / NR * NR;
-                    size_t ak = trans ? 1 : rpad + 2, ar = trans ? depth + 3 : 1;
-                    size_t bk = packed ? NR : cpad + 5, bp = packed ? NR * depth + 3 : NR;
+                    ptrdiff_t ak = trans ? 1 : (ptrdiff_t)rpad + 2;
+                    ptrdiff_t ar = trans ? (ptrdiff_t)depth + 3 : 1;
+                    ptrdiff_t bk = packed ? NR : (ptrdiff_t)cpad + 5;
+                    size_t bp = packed ? NR * depth + 3 : NR;
                     size_t ldc = cols + 2;
                     uint64_t seed = rows * 1000 + cols * 10 + depth + (uint64_t)mode;
-                    double *a = random_doubles(rpad * (depth + 3) + rpad + depth * (rpad + 2), seed);
-                    double *b = random_doubles(cpad / NR * bp + depth * bk + NR, seed + 1);
+                    size_t alen = rpad * (depth + 3) + rpad + depth * (rpad + 2);
+                    size_t blen = cpad / NR * bp + depth * (size_t)bk + NR;
+                    double *a = random_doubles(alen, seed);
+                    double *b = random_doubles(blen, seed + 1);
                     double *c0 = random_doubles(rows * ldc, seed + 2);
                     double *want = malloc(rows * ldc * sizeof *want + 1);
                     double *got = malloc(rows * ldc * sizeof *got + 1);
                     assert_non_null(want);
                     assert_non_null(got);
+                    /* k = 0 at the last row of A and B when walking back. */
+                    const double *a0 = backwards && depth > 0 ? a + (ptrdiff_t)(depth - 1) * ak : a;
+                    const double *b0 = backwards && depth > 0 ? b + (ptrdiff_t)(depth - 1) * bk : b;
+                    ptrdiff_t ak_used = backwards ? -ak : ak, bk_used = backwards ? -bk : bk;
                     memcpy(want, c0, rows * ldc * sizeof *want);
                     for (size_t r = 0; r < rows; r++)
                         for (size_t l = 0; l < cols; l++) {
                             double acc = want[r * ldc + l];
                             for (size_t k = 0; k < depth; k++) {
-                                double p = a[k * ak + r * ar] * b[l / NR * bp + k * bk + l % NR];
+                                double p = a0[(ptrdiff_t)k * ak_used + (ptrdiff_t)r * ar] *
+                                           b0[(ptrdiff_t)(l / NR * bp) + (ptrdiff_t)k * bk_used +
+                                              (ptrdiff_t)(l % NR)];
                                 acc = sub ? acc - p : acc + p;
                             }
                             want[r * ldc + l] = acc;
                         }
                     for (size_t p = 0; p < path_count; p++) {
                         memcpy(got, c0, rows * ldc * sizeof *got);
-                        paths[p]->gemm(rows, cols, depth, a, ak, ar, b, bk, bp, got, ldc, sub);
+                        invdl_dense_gemm(paths[p], rows, cols, depth, a0, ak_used, ar, b0, bk_used,
+                                         bp, got, ldc, sub);
                         assert_true(same_doubles(rows * ldc, got, want));
                     }
                     free(a);
@@ -149,20 +168,26 @@ static double *triangular_source(size_t n, uint64_t seed)
     return t;
 }
 
-static void test_solve(void **state)
+static const size_t TRI_N[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 33};
+static const size_t TRI_LANES[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33};
+
+/* Solves and products on every triangle (lower, upper; unit or not; read
+ * by rows or transposed) against the loops: lower rows take k = 0, 1, ...,
+ * upper rows k = n-1, n-2, ..., each then the diagonal. */
+static void test_triangles(void **state)
 {
     (void)state;
-    static const size_t n_list[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33};
-    static const size_t lanes_list[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33};
-    for (size_t ni = 0; ni < sizeof n_list / sizeof *n_list; ni++)
-        for (size_t li = 0; li < sizeof lanes_list / sizeof *lanes_list; li++)
-            for (int mode = 0; mode < 8; mode++) {
-                size_t n = n_list[ni], lanes = lanes_list[li];
+    for (size_t ni = 0; ni < sizeof TRI_N / sizeof *TRI_N; ni++)
+        for (size_t li = 0; li < sizeof TRI_LANES / sizeof *TRI_LANES; li++)
+            for (int mode = 0; mode < 16; mode++) {
+                size_t n = TRI_N[ni], lanes = TRI_LANES[li];
                 int upper = mode & 1, unit = (mode >> 1) & 1, trans = (mode >> 2) & 1;
+                int product = mode >> 3;
                 size_t ts = trans ? 1 : n, ks = trans ? n : 1;
-                size_t ldz = lanes + NR + 1;
+                size_t ldz = lanes + NR + 1, ldx = lanes + 2 * NR + 3;
                 double *t = triangular_source(n, n * 100 + lanes);
                 double *z0 = random_doubles(n * ldz, lanes * 7 + (uint64_t)mode);
+                double *x = random_doubles(n * ldx, lanes * 11 + (uint64_t)mode);
                 double *want = malloc(n * ldz * sizeof *want);
                 double *got = malloc(n * ldz * sizeof *got);
                 assert_non_null(want);
@@ -171,19 +196,35 @@ static void test_solve(void **state)
                 for (size_t l = 0; l < lanes; l++)
                     for (size_t step = 0; step < n; step++) {
                         size_t i = upper ? n - 1 - step : step;
-                        size_t k0 = upper ? i + 1 : 0, k1 = upper ? n : i;
-                        double s = want[i * ldz + l];
-                        for (size_t k = k0; k < k1; k++)
-                            s -= t[i * ts + k * ks] * want[k * ldz + l];
-                        want[i * ldz + l] = unit ? s : s / t[i * ts + i * ks];
+                        double d = unit ? 1.0 : t[i * ts + i * ks];
+                        if (product) {
+                            double s = 0.0;
+                            for (size_t q = 0; q < (upper ? n - 1 - i : i); q++) {
+                                size_t k = upper ? n - 1 - q : q;
+                                s += t[i * ts + k * ks] * x[k * ldx + l];
+                            }
+                            want[i * ldz + l] = s + d * x[i * ldx + l];
+                        } else {
+                            double s = want[i * ldz + l];
+                            for (size_t q = 0; q < (upper ? n - 1 - i : i); q++) {
+                                size_t k = upper ? n - 1 - q : q;
+                                s -= t[i * ts + k * ks] * want[k * ldz + l];
+                            }
+                            want[i * ldz + l] = s / d;
+                        }
                     }
                 for (size_t p = 0; p < path_count; p++) {
                     memcpy(got, z0, n * ldz * sizeof *got);
-                    paths[p]->solve(n, t, ts, ks, upper, unit, lanes, got, ldz);
+                    if (product)
+                        invdl_dense_product(paths[p], n, t, ts, ks, upper, unit, lanes, x, ldx, got,
+                                            ldz);
+                    else
+                        invdl_dense_solve(paths[p], n, t, ts, ks, upper, unit, lanes, got, ldz);
                     assert_true(same_doubles(n * ldz, got, want));
                 }
                 free(t);
                 free(z0);
+                free(x);
                 free(want);
                 free(got);
             }
@@ -462,6 +503,101 @@ static void test_layer_uses_kernels(void **state)
     free(back);
 }
 
+/* ---- the LU-parametrised layer ----------------------------------------------- */
+
+/* Random factors: L's and U's off-diagonal entries in [-1, 1], diagonal
+ * magnitudes in [0.5, 1.5] with random signs, every third entry of the
+ * diagonal marked as floored, a random permutation. */
+static invdl_dense_plu *random_plu(size_t n, uint64_t seed)
+{
+    invdl_dense_plu *f = invdl_dense_plu_new(n);
+    assert_non_null(f);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n; k++)
+            f->lu[i * f->lu_ld + k] = uniform(&s);
+        double u = uniform(&s);
+        f->lu[i * f->lu_ld + i] = (u < 0 ? -1.0 : 1.0) * (1.0 + 0.5 * uniform(&s));
+        f->unfloored[i] = i % 3 != 1;
+        f->perm[i] = i;
+    }
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(test_rand(&s) % i), t = f->perm[i - 1];
+        f->perm[i - 1] = f->perm[j];
+        f->perm[j] = t;
+    }
+    return f;
+}
+
+/* Forward, inverse and both backward passes of every path against the
+ * loops, in place and not, with parameter gradients accumulated onto
+ * nonzero values and without them. */
+static void test_plu(void **state)
+{
+    (void)state;
+    for (size_t wi = 0; wi < WIDTH_COUNT; wi++) {
+        size_t n = WIDTHS[wi], np = n * n + n;
+        invdl_dense_plu *f = random_plu(n, 700 + n);
+        float *b = random_floats(n, 701 + n);
+        double *scratch = malloc((invdl_dense_scratch_count(n) + 5 * n) * sizeof *scratch);
+        double *start = random_doubles(np, 702 + n);
+        double *want_dp = malloc(np * sizeof *want_dp), *got_dp = malloc(np * sizeof *got_dp);
+        assert_true(scratch != NULL && want_dp != NULL && got_dp != NULL);
+        for (size_t bi = 0; bi < BATCH_COUNT; bi++) {
+            size_t batch = BATCHES[bi], count = batch * n;
+            float *x = random_floats(count, n * 1003 + batch);
+            float *dout = random_floats(count, n * 1007 + batch);
+            float *y = malloc(count * sizeof *y + 1), *want = malloc(count * sizeof *want + 1);
+            float *got = malloc(count * sizeof *got + 1);
+            assert_true(y != NULL && want != NULL && got != NULL);
+            plain_plu_forward(f, b, batch, x, y, scratch);
+            plain_plu_inverse(f, b, batch, y, want, scratch);
+            for (size_t k = 0; k < path_count; k++) {
+                invdl_dense_plu_forward(paths[k], f, b, batch, x, got, scratch);
+                assert_true(same_floats(count, got, y));
+                memcpy(got, x, count * sizeof *got);
+                invdl_dense_plu_forward(paths[k], f, b, batch, got, got, scratch);
+                assert_true(same_floats(count, got, y));
+                invdl_dense_plu_inverse(paths[k], f, b, batch, y, got, scratch);
+                assert_true(same_floats(count, got, want));
+                memcpy(got, y, count * sizeof *got);
+                invdl_dense_plu_inverse(paths[k], f, b, batch, got, got, scratch);
+                assert_true(same_floats(count, got, want));
+            }
+            for (int inverse = 0; inverse < 2; inverse++) {
+                const float *in = inverse ? y : x, *out = inverse ? want : y;
+                float *want_d = malloc(count * sizeof *want_d + 1);
+                assert_non_null(want_d);
+                memcpy(want_dp, start, np * sizeof *want_dp);
+                plain_plu_backward(f, inverse, batch, in, out, dout, want_d, want_dp, scratch);
+                for (size_t k = 0; k < path_count; k++) {
+                    memcpy(got_dp, start, np * sizeof *got_dp);
+                    invdl_dense_plu_backward(paths[k], f, inverse, batch, in, out, dout, got,
+                                             got_dp, scratch);
+                    assert_true(same_floats(count, got, want_d));
+                    assert_true(same_doubles(np, got_dp, want_dp));
+                    memcpy(got, dout, count * sizeof *got);
+                    invdl_dense_plu_backward(paths[k], f, inverse, batch, in, out, got, got, NULL,
+                                             scratch);
+                    assert_true(same_floats(count, got, want_d));
+                }
+                free(want_d);
+            }
+            free(x);
+            free(dout);
+            free(y);
+            free(want);
+            free(got);
+        }
+        invdl_dense_plu_free(f);
+        free(b);
+        free(scratch);
+        free(start);
+        free(want_dp);
+        free(got_dp);
+    }
+}
+
 /* ---- the loops against independent references ---------------------------- */
 
 /* inv = w^-1 (n x n) by Gauss-Jordan with partial pivoting in long double. */
@@ -709,13 +845,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_solve),
+        cmocka_unit_test(test_triangles),
         cmocka_unit_test(test_eliminate),
         cmocka_unit_test(test_factor),
         cmocka_unit_test(test_factor_singular),
         cmocka_unit_test(test_forward_inverse),
         cmocka_unit_test(test_backward),
         cmocka_unit_test(test_layer_uses_kernels),
+        cmocka_unit_test(test_plu),
         cmocka_unit_test(test_inverse_vs_explicit),
         cmocka_unit_test(test_backward_vs_differences),
     };

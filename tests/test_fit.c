@@ -431,6 +431,110 @@ static void test_singular_step(void **state)
     invdl_model_free(m);
 }
 
+/* Without memory-saving backprop the steps refresh only W (and W^T) and
+ * the factorisation waits for the end of the epoch: there a singular W
+ * sends every parameter back to the epoch's start.  W = I, b = 0, one
+ * sample x = (1, 0) with target (-5/3, 0), learning rate 1/4: the first
+ * epoch's step leaves W's first column at about 1/3 (not singular), the
+ * second epoch's step at about 0 (singular).  Memory-saving backprop
+ * factorises each step and refuses that second step itself; both end
+ * with the parameters after the first epoch. */
+static void test_singular_at_epoch_end(void **state)
+{
+    (void)state;
+    const float identity[6] = {1, 0, 0, 1, 0, 0}, x[2] = {1, 0}, t[2] = {-5.0f / 3.0f, 0};
+    for (int saving = 0; saving < 2; saving++) {
+        invdl_model *m = dense_model(2, 1);
+        assert_int_equal(invdl_model_set_params(m, 6, identity), INVDL_OK);
+        invdl_fit_options o = invdl_fit_defaults();
+        invdl_fit_report report;
+        o.learning_rate = 0.25f;
+        o.memory_saving = saving;
+        o.report = &report;
+        float after_one[6], p[6];
+        assert_int_equal(invdl_model_fit(m, 1, x, t, &o, NULL), INVDL_OK);
+        assert_int_equal(invdl_model_get_params(m, 6, after_one), INVDL_OK);
+        assert_true(fabsf(after_one[0] - 1.0f / 3.0f) < 1e-6f);
+        assert_int_equal(invdl_model_set_params(m, 6, identity), INVDL_OK);
+        o.epochs = 2;
+        assert_int_equal(invdl_model_fit(m, 1, x, t, &o, NULL), INVDL_ESINGULAR);
+        assert_int_equal(report.epochs_run, 1);
+        assert_int_equal(invdl_model_get_params(m, 6, p), INVDL_OK);
+        assert_memory_equal(p, after_one, sizeof p);
+        /* The model is whole again: its inverse is that of W. */
+        float y[2], back[2];
+        assert_int_equal(invdl_model_predict(m, 1, x, y), INVDL_OK);
+        assert_int_equal(invdl_model_predict_inverse(m, 1, y, back), INVDL_OK);
+        assert_true(fabsf(back[0] - x[0]) < 1e-6f && fabsf(back[1] - x[1]) < 1e-6f);
+        invdl_model_free(m);
+    }
+}
+
+/* After fit, and in on_epoch between epochs, the dense layers' factors
+ * are those of their current W: the inverse, the log-det and the
+ * memory-saving gain read them.  Checked against a second model given the
+ * same parameters through set_params, which factorises them afresh. */
+typedef struct factors_check {
+    invdl_model *model;
+    const float *x;
+    size_t calls;
+} factors_check;
+
+static void assert_factors_current(invdl_model *m, const float *x)
+{
+    enum { S = 5 };
+    size_t np = invdl_model_param_count(m);
+    float *p = malloc(np * sizeof *p);
+    invdl_model *fresh = invdl_model_create(W);
+    assert_int_equal(invdl_model_add(fresh, invdl_layer_dense(W, 99)), INVDL_OK);
+    assert_int_equal(invdl_model_add(fresh, invdl_layer_mprelu(W, 98)), INVDL_OK);
+    assert_int_equal(invdl_model_add(fresh, invdl_layer_dense(W, 97)), INVDL_OK);
+    assert_int_equal(invdl_model_get_params(m, np, p), INVDL_OK);
+    assert_int_equal(invdl_model_set_params(fresh, np, p), INVDL_OK);
+    float a[S * W], b[S * W], la[S], lb[S];
+    assert_int_equal(invdl_model_predict_inverse(m, S, x, a), INVDL_OK);
+    assert_int_equal(invdl_model_predict_inverse(fresh, S, x, b), INVDL_OK);
+    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(invdl_model_log_det(m, S, x, la), INVDL_OK);
+    assert_int_equal(invdl_model_log_det(fresh, S, x, lb), INVDL_OK);
+    assert_memory_equal(la, lb, sizeof la);
+    free(p);
+    invdl_model_free(fresh);
+}
+
+static int check_between_epochs(void *user, size_t epoch, size_t epochs, float loss)
+{
+    factors_check *c = user;
+    (void)epoch, (void)epochs, (void)loss;
+    assert_factors_current(c->model, c->x);
+    c->calls++;
+    return 0;
+}
+
+static void test_factors_current_after_fit(void **state)
+{
+    (void)state;
+    enum { S = 40 };
+    float x[S * W], t[S * W];
+    fill(x, S * W, -1, 1, 61);
+    fill(t, S * W, -1, 1, 62);
+    invdl_model *m = invdl_model_create(W);
+    assert_int_equal(invdl_model_add(m, invdl_layer_dense(W, 1)), INVDL_OK);
+    assert_int_equal(invdl_model_add(m, invdl_layer_mprelu(W, 2)), INVDL_OK);
+    assert_int_equal(invdl_model_add(m, invdl_layer_dense(W, 3)), INVDL_OK);
+    factors_check c = {m, x, 0};
+    invdl_fit_options o = invdl_fit_defaults();
+    o.learning_rate = 0.1f;
+    o.batch_size = 8;
+    o.epochs = 3;
+    o.on_epoch = check_between_epochs;
+    o.user = &c;
+    assert_int_equal(invdl_model_fit(m, S, x, t, &o, NULL), INVDL_OK);
+    assert_int_equal(c.calls, 3);
+    assert_factors_current(m, x);
+    invdl_model_free(m);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -805,6 +909,8 @@ int main(void)
         cmocka_unit_test(test_divergence_past_float_range),
         cmocka_unit_test(test_gradient_past_float_range),
         cmocka_unit_test(test_singular_step),
+        cmocka_unit_test(test_singular_at_epoch_end),
+        cmocka_unit_test(test_factors_current_after_fit),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_callback_cannot_restructure),

@@ -4,8 +4,9 @@
  * Several threads share one model, its linked inverse model and one set
  * of input arrays, and call everything documented as reading only:
  * the kernels, predict (forward, inverse model, predict_inverse), log-det,
- * log-density, sampling, round trip, gradient, get_params and save to
- * memory, while other threads
+ * log-density, sampling, round trip, gradient, get_params, save to memory
+ * and a dense_lu layer's weights, on a model holding every kind, while
+ * other threads
  * make and free inverses of the shared layers and models (which takes and
  * drops references to the shared parameter blocks).  Every result must be
  * bit for bit what one thread computed alone.  Also: a model freed while
@@ -38,6 +39,7 @@ typedef struct expected {
     float y[NK], back[NK], log_det[S], inv_log_det[S], grad_x[NK];
     float log_prob[S], samples[NK];
     invdl_status sample_status;
+    float weights[W * W + W]; /* the dense_lu layer's W and b */
     float *params, *grad;
     invdl_roundtrip roundtrip;
     float loss;
@@ -88,6 +90,9 @@ static void compute(const shared *sh, expected *e)
                      INVDL_OK);
     assert_int_equal(invdl_model_get_params(sh->inv, sh->np, e->params), INVDL_OK);
     assert_int_equal(invdl_model_save_memory(sh->m, e->bytes, e->size, &e->size), INVDL_OK);
+    assert_int_equal(invdl_layer_weights(invdl_model_layer(sh->m, 3), e->weights,
+                                         e->weights + W * W),
+                     INVDL_OK);
 }
 
 static void expected_alloc(expected *e, size_t np, size_t size)
@@ -125,6 +130,7 @@ static void assert_same(const expected *a, const expected *b, size_t np)
     assert_true(a->loss == b->loss);
     assert_int_equal(a->size, b->size);
     assert_memory_equal(a->bytes, b->bytes, a->size);
+    assert_memory_equal(a->weights, b->weights, sizeof a->weights);
 }
 
 /* Reader threads: compute everything, REPS times, compare each time.
@@ -175,6 +181,9 @@ static void *reader(void *arg)
         size_t size = 0;
         bad |= invdl_model_save_memory(sh->m, e.bytes, w->size, &size) != INVDL_OK ||
                size != w->size || memcmp(e.bytes, w->bytes, size) != 0;
+        bad |= invdl_layer_weights(invdl_model_layer(sh->m, 3), e.weights, e.weights + W * W) !=
+                   INVDL_OK ||
+               memcmp(e.weights, w->weights, sizeof e.weights) != 0;
         j->failures += bad;
     }
     free(e.params);
@@ -235,9 +244,11 @@ static void test_shared_model(void **state)
     assert_int_equal(invdl_model_add(m, invdl_layer_dense(W, 4)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_mprelu(W, 5)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_abstanh(W)), INVDL_OK);
+    assert_int_equal(invdl_model_add(m, invdl_layer_dense_lu(W, 13)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_dense(W, 6)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_ssin(W)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_inverse(invdl_model_layer(m, 1))), INVDL_OK);
+    assert_int_equal(invdl_model_add(m, invdl_layer_inverse(invdl_model_layer(m, 3))), INVDL_OK);
     invdl_model *inv = invdl_model_inverse(m);
     size_t np = invdl_model_param_count(m), size;
     assert_int_equal(invdl_model_save_memory(m, NULL, 0, &size), INVDL_OK);

@@ -1,8 +1,9 @@
 /*
- * dense_kernels.c - the dense layer's batched arithmetic (dense_kernels.h):
- * three kernels per code path (GEMM, triangular solve, elimination step)
- * and the functions built on them, which stage blocks of samples in double
- * and are shared by both paths.
+ * dense_kernels.c - the dense layers' batched arithmetic (dense_kernels.h):
+ * per code path, GEMM tiles, rows of triangular solves and products, and
+ * the elimination step; shared by all paths, the drivers that tile
+ * matrices with them and the functions built on those, which stage blocks
+ * of samples in double.
  *
  * Built with -ffp-contract=off (src/meson.build): every a*b + c below must
  * stay a multiplication and an addition, each rounded, as in the portable
@@ -15,109 +16,256 @@
 #include <math.h>
 #include <string.h>
 
-#define MR INVDL_DENSE_MR
 #define NR INVDL_DENSE_NR
+#define MR_MAX INVDL_DENSE_MR_MAX
 #define BLOCK INVDL_DENSE_BLOCK
 #define LL INVDL_DENSE_LANES_LD
 /* Columns per panel of the blocked LU factorisation. */
 #define PANEL 32
 
 _Static_assert(BLOCK % NR == 0 && LL >= BLOCK + NR, "a block holds whole lane groups");
-_Static_assert(MR <= NR && NR % MR == 0, "padded rows hold whole row tiles");
+_Static_assert(MR_MAX <= NR && NR % MR_MAX == 0, "padded rows hold whole row tiles");
 
 static size_t min_size(size_t a, size_t b)
 {
     return a < b ? a : b;
 }
 
-/* ---- the tiling shared by both paths -------------------------------------- */
+/* ---- the tiling shared by every path ------------------------------------- */
 
-/* C[0..MR)[0..NR) +-= A B over `depth` terms, in order; see the gemm entry
- * of invdl_dense_kernels for the strides. */
-typedef void (*tile_fn)(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
-                        size_t bk, double *c, size_t ldc);
+/* Where the rows of a C operand lie: a full matrix (row r at c + r*ldc,
+ * columns [0, cols)), or a strictly lower or strictly upper triangle of
+ * order n packed row by row (the dense_lu layer's L and U gradients). */
+enum { C_FULL, C_LOWER, C_UPPER };
+typedef struct c_rows {
+    double *c;
+    size_t ldc, cols, n;
+    int shape;
+} c_rows;
 
-/* Walks C in MR x NR tiles, along its longer side in the inner loop, so
- * that the tile row or column of the operand along the shorter side stays
- * in cache while the other streams past it.  Edge tiles run on a copy. */
-static void gemm_tiles(tile_fn tile, size_t rows, size_t cols, size_t depth, const double *a,
-                       size_t ak, size_t ar, const double *b, size_t bk, size_t bp, double *c,
-                       size_t ldc)
+/* The columns [*lo, *hi) row r holds, and the address of column *lo. */
+static double *row_span(const c_rows *c, size_t r, size_t *lo, size_t *hi)
 {
+    switch (c->shape) {
+    case C_LOWER:
+        *lo = 0;
+        *hi = r;
+        return c->c + r * (r - 1) / 2; /* 0 for r = 0: size_t wraps, 0 times it is 0 */
+    case C_UPPER:
+        *lo = r + 1;
+        *hi = c->n;
+        return c->c + r * (2 * c->n - r - 1) / 2;
+    default:
+        *lo = 0;
+        *hi = c->cols;
+        return c->c + r * c->ldc;
+    }
+}
+
+/* The rows of C's tile at (r0, l0), mr by w, when C holds all of it:
+ * crow[r] = the address of (r0 + r, l0).  0 when it does not. */
+static int whole_tile(const c_rows *c, size_t rows, size_t r0, size_t mr, size_t l0, size_t w,
+                      double **crow)
+{
+    if (r0 + mr > rows)
+        return 0;
+    switch (c->shape) {
+    case C_LOWER:
+        if (l0 + w > r0)
+            return 0;
+        for (size_t r = 0, i = r0; r < mr; r++, i++)
+            crow[r] = c->c + i * (i - 1) / 2 + l0;
+        return 1;
+    case C_UPPER:
+        if (l0 < r0 + mr || l0 + w > c->n)
+            return 0;
+        for (size_t r = 0, i = r0; r < mr; r++, i++)
+            crow[r] = c->c + i * (2 * c->n - i - 1) / 2 + (l0 - i - 1);
+        return 1;
+    default:
+        if (l0 + w > c->cols)
+            return 0;
+        for (size_t r = 0; r < mr; r++)
+            crow[r] = c->c + (r0 + r) * c->ldc + l0;
+        return 1;
+    }
+}
+
+/* A tile C holds only part of (edges, triangles, rows past `rows`): it runs
+ * on a copy of the parts C holds; a tile C holds nothing of is skipped. */
+static void part_tile(invdl_dense_tile_fn tile, size_t depth, const double *a, ptrdiff_t ak,
+                      ptrdiff_t ar, const double *b, ptrdiff_t bk, size_t bp, const c_rows *c,
+                      size_t rows, size_t cols, size_t r0, size_t mr, size_t l0, size_t w)
+{
+    double *crow[MR_MAX], *at_lo[MR_MAX]; /* at_lo[r]: the address of (r0 + r, lo_of[r]) */
+    double edge[MR_MAX][2 * NR];
+    size_t lo_of[MR_MAX], hi_of[MR_MAX];
+    int any = 0;
+    memset(edge, 0, sizeof edge);
+    for (size_t r = 0; r < mr; r++) {
+        size_t lo = 0, hi = 0;
+        double *first = r0 + r < rows ? row_span(c, r0 + r, &lo, &hi) : NULL;
+        lo_of[r] = lo > l0 ? lo : l0;
+        hi_of[r] = min_size(min_size(hi, l0 + w), cols);
+        crow[r] = edge[r];
+        at_lo[r] = NULL;
+        if (first != NULL && lo_of[r] < hi_of[r]) {
+            at_lo[r] = first + (lo_of[r] - lo);
+            memcpy(edge[r] + (lo_of[r] - l0), at_lo[r], (hi_of[r] - lo_of[r]) * sizeof **edge);
+            any = 1;
+        }
+    }
+    if (!any)
+        return;
+    tile(depth, a, ak, ar, b, bk, (ptrdiff_t)bp, crow);
+    for (size_t r = 0; r < mr; r++)
+        if (at_lo[r] != NULL)
+            memcpy(at_lo[r], edge[r] + (lo_of[r] - l0), (hi_of[r] - lo_of[r]) * sizeof **edge);
+}
+
+/* Whether C holds nothing of the tile at (r0, l0), mr by w: a tile of a
+ * strict triangle on the wrong side of the diagonal. */
+static int empty_tile(const c_rows *c, size_t r0, size_t mr, size_t l0, size_t w)
+{
+    return (c->shape == C_LOWER && l0 + 1 >= r0 + mr) || (c->shape == C_UPPER && l0 + w <= r0 + 1);
+}
+
+/* C +-= A B over rows x cols (see invdl_dense_gemm for A and B), in tiles
+ * of the path's mr rows by one or two strips, along C's longer side in the
+ * inner loop so that the tile row or column of the operand along the
+ * shorter side stays in cache while the other streams past it. */
+static void tiles(const invdl_dense_kernels *k, size_t rows, size_t cols, size_t depth,
+                  const double *a, ptrdiff_t ak, ptrdiff_t ar, const double *b, ptrdiff_t bk,
+                  size_t bp, const c_rows *c, int sub)
+{
+    size_t mr = k->mr, wide = k->strips * NR;
     int rows_outer = rows >= cols;
-    size_t outer = rows_outer ? rows : cols, inner = rows_outer ? cols : rows;
-    size_t outer_step = rows_outer ? MR : NR, inner_step = rows_outer ? NR : MR;
-    for (size_t o = 0; o < outer; o += outer_step) {
-        for (size_t q = 0; q < inner; q += inner_step) {
-            size_t r0 = rows_outer ? o : q, l0 = rows_outer ? q : o;
-            size_t nr = min_size(MR, rows - r0), nc = min_size(NR, cols - l0);
-            double *ct = c + r0 * ldc + l0;
-            const double *bt = b + l0 / NR * bp;
-            if (nr == MR && nc == NR) {
-                tile(depth, a + r0 * ar, ak, ar, bt, bk, ct, ldc);
-                continue;
+    /* Columns of tiles: as many wide ones as fit, then narrow ones. */
+    size_t wide_end = wide > NR ? cols / wide * wide : 0;
+    size_t outer = rows_outer ? rows : cols;
+    for (size_t o = 0; o < outer;) {
+        size_t w_outer = o < wide_end ? wide : NR;
+        size_t r_first = rows_outer ? o : 0, r_end = rows_outer ? o + 1 : rows;
+        size_t l_first = rows_outer ? 0 : o, l_end = rows_outer ? cols : o + 1;
+        for (size_t r0 = r_first; r0 < r_end; r0 += mr) {
+            for (size_t l0 = l_first; l0 < l_end;) {
+                size_t w = l0 < wide_end ? wide : NR;
+                invdl_dense_tile_fn tile = w == NR ? k->narrow[sub] : k->wide[sub];
+                const double *at = a + (ptrdiff_t)r0 * ar, *bt = b + l0 / NR * bp;
+                double *crow[MR_MAX];
+                if (whole_tile(c, rows, r0, mr, l0, w, crow))
+                    tile(depth, at, ak, ar, bt, bk, (ptrdiff_t)bp, crow);
+                else if (!empty_tile(c, r0, mr, l0, w))
+                    part_tile(tile, depth, at, ak, ar, bt, bk, bp, c, rows, cols, r0, mr, l0, w);
+                l0 += w;
             }
-            double edge[MR * NR];
-            memset(edge, 0, sizeof edge);
-            for (size_t r = 0; r < nr; r++)
-                memcpy(edge + r * NR, ct + r * ldc, nc * sizeof *edge);
-            tile(depth, a + r0 * ar, ak, ar, bt, bk, edge, NR);
-            for (size_t r = 0; r < nr; r++)
-                memcpy(ct + r * ldc, edge + r * NR, nc * sizeof *edge);
+        }
+        o += rows_outer ? mr : w_outer;
+    }
+}
+
+void invdl_dense_gemm(const invdl_dense_kernels *k, size_t rows, size_t cols, size_t depth,
+                      const double *a, ptrdiff_t ak, ptrdiff_t ar, const double *b, ptrdiff_t bk,
+                      size_t bp, double *c, size_t ldc, int sub)
+{
+    c_rows cr = {c, ldc, cols, 0, C_FULL};
+    tiles(k, rows, cols, depth, a, ak, ar, b, bk, bp, &cr, sub);
+}
+
+/* Lower and upper triangles, solves and products alike, run in groups of
+ * the path's mr rows aligned at multiples of mr from row 0: lower ones
+ * from the top, upper ones from the bottom.  A whole group's sums first
+ * take the columns beyond the group's far edge (k < i0, or k >= i0 + mr),
+ * which every row of the group needs in the same order, as one GEMM
+ * strip; then its rows take their few remaining terms one by one.  A group
+ * cut short by the end of the matrix runs row by row (its shared stretch
+ * would read rows past the end). */
+static void triangle(const invdl_dense_kernels *k, int product, size_t n, const double *t,
+                     size_t ts, size_t ks, int upper, int unit, size_t lanes, const double *x,
+                     size_t ldx, double *z, size_t ldz)
+{
+    size_t mr = k->mr;
+    const double *v = product ? x : z; /* the rows the sums read */
+    size_t ldv = product ? ldx : ldz;
+    size_t groups = (n + mr - 1) / mr;
+    for (size_t g = 0; g < groups; g++) {
+        size_t i0 = (upper ? groups - 1 - g : g) * mr, i1 = min_size(i0 + mr, n);
+        int whole = i1 - i0 == mr;
+        /* The shared stretch: columns [0, i0) of a lower group, [i1, n) of
+         * an upper one walked from n-1 down. */
+        size_t shared = upper ? n - i1 : i0;
+        if (product)
+            for (size_t i = i0; i < i1; i++)
+                memset(z + i * ldz, 0, lanes * sizeof *z);
+        if (whole && shared > 0) {
+            const double *a = upper ? t + i0 * ts + (n - 1) * ks : t + i0 * ts;
+            const double *b = upper ? v + (n - 1) * ldv : v;
+            ptrdiff_t step = upper ? -(ptrdiff_t)ks : (ptrdiff_t)ks;
+            ptrdiff_t bstep = upper ? -(ptrdiff_t)ldv : (ptrdiff_t)ldv;
+            c_rows cr = {z + i0 * ldz, ldz, lanes, 0, C_FULL};
+            tiles(k, mr, lanes, shared, a, step, (ptrdiff_t)ts, b, bstep, NR, &cr, !product);
+        }
+        for (size_t s = 0; s < i1 - i0; s++) {
+            size_t i = upper ? i1 - 1 - s : i0 + s;
+            /* Terms still to take: from the group's edge (or the matrix's,
+             * for a short group) to the diagonal. */
+            size_t first = upper ? (whole ? i1 - 1 : n - 1) : (whole ? i0 : 0);
+            size_t count = upper ? first - i : i - first;
+            const double *tk = t + i * ts + first * ks;
+            const double *vk = v + first * ldv;
+            ptrdiff_t step = upper ? -(ptrdiff_t)ks : (ptrdiff_t)ks;
+            ptrdiff_t vstep = upper ? -(ptrdiff_t)ldv : (ptrdiff_t)ldv;
+            double d = unit ? 1.0 : t[i * ts + i * ks];
+            if (count == 0) {
+                tk = t; /* not read */
+                vk = v;
+            }
+            if (product)
+                k->product_row(count, tk, step, vk, vstep, z + i * ldz, x + i * ldx, d, lanes);
+            else
+                k->solve_row(count, tk, step, vk, vstep, z + i * ldz, d, lanes);
         }
     }
 }
 
-/* One row of a solve on nl lanes: zi = (zi - sum_k t[k*ks] zk[k*ldz]) [/ d]
- * for k = 0..count-1 in order, four lanes at a time in registers, then one
- * by one.  Both paths use it for lanes that do not fill a vector. */
-static void solve_row_scalar(const double *t, size_t ks, size_t count, const double *zk,
-                             size_t ldz, double *zi, int unit, double d, size_t nl)
+void invdl_dense_solve(const invdl_dense_kernels *k, size_t n, const double *t, size_t ts,
+                       size_t ks, int upper, int unit, size_t lanes, double *z, size_t ldz)
 {
-    size_t l = 0;
-    for (; l + 4 <= nl; l += 4) {
-        double a0 = zi[l], a1 = zi[l + 1], a2 = zi[l + 2], a3 = zi[l + 3];
-        for (size_t k = 0; k < count; k++) {
-            double tk = t[k * ks];
-            const double *row = zk + k * ldz + l;
-            a0 = a0 - tk * row[0];
-            a1 = a1 - tk * row[1];
-            a2 = a2 - tk * row[2];
-            a3 = a3 - tk * row[3];
-        }
-        zi[l] = unit ? a0 : a0 / d;
-        zi[l + 1] = unit ? a1 : a1 / d;
-        zi[l + 2] = unit ? a2 : a2 / d;
-        zi[l + 3] = unit ? a3 : a3 / d;
-    }
-    for (; l < nl; l++) {
-        double a0 = zi[l];
-        for (size_t k = 0; k < count; k++)
-            a0 = a0 - t[k * ks] * zk[k * ldz + l];
-        zi[l] = unit ? a0 : a0 / d;
-    }
+    triangle(k, 0, n, t, ts, ks, upper, unit, lanes, NULL, 0, z, ldz);
+}
+
+void invdl_dense_product(const invdl_dense_kernels *k, size_t n, const double *t, size_t ts,
+                         size_t ks, int upper, int unit, size_t lanes, const double *x,
+                         size_t ldx, double *z, size_t ldz)
+{
+    triangle(k, 1, n, t, ts, ks, upper, unit, lanes, x, ldx, z, ldz);
 }
 
 /* ---- portable path ------------------------------------------------------- */
 
+#define MR_SCALAR 4
+
 /* The tile a row and four columns at a time, the four sums in registers. */
-static void tile_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
-                        size_t bk, double *c, size_t ldc, int sub)
+static void tile_scalar(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                        const double *b, ptrdiff_t bk, double *const *c, int sub)
 {
     _Static_assert(NR % 4 == 0, "whole quads of columns");
-    for (size_t r = 0; r < MR; r++)
+    for (size_t r = 0; r < MR_SCALAR; r++)
         for (size_t l = 0; l < NR; l += 4) {
-            double *cr = c + r * ldc + l;
+            double *cr = c[r] + l;
             double c0 = cr[0], c1 = cr[1], c2 = cr[2], c3 = cr[3];
+            const double *ak_r = a + (ptrdiff_t)r * ar;
+            const double *bk_row = b + l;
             for (size_t k = 0; k < depth; k++) {
-                double x = a[k * ak + r * ar];
-                const double *bk_row = b + k * bk + l;
+                double x = *ak_r;
                 double p0 = x * bk_row[0], p1 = x * bk_row[1];
                 double p2 = x * bk_row[2], p3 = x * bk_row[3];
                 c0 = sub ? c0 - p0 : c0 + p0;
                 c1 = sub ? c1 - p1 : c1 + p1;
                 c2 = sub ? c2 - p2 : c2 + p2;
                 c3 = sub ? c3 - p3 : c3 + p3;
+                ak_r += ak;
+                bk_row += bk;
             }
             cr[0] = c0;
             cr[1] = c1;
@@ -126,35 +274,74 @@ static void tile_scalar(size_t depth, const double *a, size_t ak, size_t ar, con
         }
 }
 
-static void tile_add_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
-                            size_t bk, double *c, size_t ldc)
+static void tile_add_scalar(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                            const double *b, ptrdiff_t bk, ptrdiff_t bp, double *const *c)
 {
-    tile_scalar(depth, a, ak, ar, b, bk, c, ldc, 0);
+    (void)bp;
+    tile_scalar(depth, a, ak, ar, b, bk, c, 0);
 }
 
-static void tile_sub_scalar(size_t depth, const double *a, size_t ak, size_t ar, const double *b,
-                            size_t bk, double *c, size_t ldc)
+static void tile_sub_scalar(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                            const double *b, ptrdiff_t bk, ptrdiff_t bp, double *const *c)
 {
-    tile_scalar(depth, a, ak, ar, b, bk, c, ldc, 1);
+    (void)bp;
+    tile_scalar(depth, a, ak, ar, b, bk, c, 1);
 }
 
-static void gemm_scalar(size_t rows, size_t cols, size_t depth, const double *a, size_t ak,
-                        size_t ar, const double *b, size_t bk, size_t bp, double *c, size_t ldc,
-                        int sub)
+/* A row of a solve or product over lanes [l, nl), four at a time in
+ * registers, then one by one.  Every path finishes its lanes that fill no
+ * vector here.  product: z = (z + sum) + d x; else z = (z - sum) / d. */
+static void row_scalar(size_t count, const double *t, ptrdiff_t ks, const double *v,
+                       ptrdiff_t ldv, double *z, const double *x, double d, size_t l, size_t nl,
+                       int product)
 {
-    gemm_tiles(sub ? tile_sub_scalar : tile_add_scalar, rows, cols, depth, a, ak, ar, b, bk, bp, c,
-               ldc);
-}
-
-static void solve_scalar(size_t n, const double *t, size_t ts, size_t ks, int upper, int unit,
-                         size_t lanes, double *z, size_t ldz)
-{
-    for (size_t step = 0; step < n; step++) {
-        size_t i = upper ? n - 1 - step : step;
-        size_t k0 = upper ? i + 1 : 0, k1 = upper ? n : i;
-        solve_row_scalar(t + i * ts + k0 * ks, ks, k1 - k0, z + k0 * ldz, ldz, z + i * ldz, unit,
-                         t[i * ts + i * ks], lanes);
+    for (; l + 4 <= nl; l += 4) {
+        double a0 = z[l], a1 = z[l + 1], a2 = z[l + 2], a3 = z[l + 3];
+        const double *tk = t, *row = v + l;
+        for (size_t k = 0; k < count; k++) {
+            double p0 = *tk * row[0], p1 = *tk * row[1], p2 = *tk * row[2], p3 = *tk * row[3];
+            a0 = product ? a0 + p0 : a0 - p0;
+            a1 = product ? a1 + p1 : a1 - p1;
+            a2 = product ? a2 + p2 : a2 - p2;
+            a3 = product ? a3 + p3 : a3 - p3;
+            tk += ks;
+            row += ldv;
+        }
+        if (product) {
+            z[l] = a0 + d * x[l];
+            z[l + 1] = a1 + d * x[l + 1];
+            z[l + 2] = a2 + d * x[l + 2];
+            z[l + 3] = a3 + d * x[l + 3];
+        } else {
+            z[l] = a0 / d;
+            z[l + 1] = a1 / d;
+            z[l + 2] = a2 / d;
+            z[l + 3] = a3 / d;
+        }
     }
+    for (; l < nl; l++) {
+        double a0 = z[l];
+        const double *tk = t, *row = v + l;
+        for (size_t k = 0; k < count; k++) {
+            double p0 = *tk * row[0];
+            a0 = product ? a0 + p0 : a0 - p0;
+            tk += ks;
+            row += ldv;
+        }
+        z[l] = product ? a0 + d * x[l] : a0 / d;
+    }
+}
+
+static void solve_row_scalar(size_t count, const double *t, ptrdiff_t ks, const double *v,
+                             ptrdiff_t ldv, double *z, double d, size_t lanes)
+{
+    row_scalar(count, t, ks, v, ldv, z, NULL, d, 0, lanes, 0);
+}
+
+static void product_row_scalar(size_t count, const double *t, ptrdiff_t ks, const double *v,
+                               ptrdiff_t ldv, double *z, const double *x, double d, size_t lanes)
+{
+    row_scalar(count, t, ks, v, ldv, z, x, d, 0, lanes, 1);
 }
 
 static void eliminate_scalar(size_t n, size_t k, size_t end, double *lu, size_t ld)
@@ -171,7 +358,14 @@ static void eliminate_scalar(size_t n, size_t k, size_t end, double *lu, size_t 
 }
 
 const invdl_dense_kernels invdl_dense_scalar = {
-    "scalar", gemm_scalar, solve_scalar, eliminate_scalar,
+    .name = "scalar",
+    .mr = MR_SCALAR,
+    .strips = 1,
+    .wide = {tile_add_scalar, tile_sub_scalar},
+    .narrow = {tile_add_scalar, tile_sub_scalar},
+    .solve_row = solve_row_scalar,
+    .product_row = product_row_scalar,
+    .eliminate = eliminate_scalar,
 };
 
 /* ---- AVX2 path ------------------------------------------------------------ */
@@ -193,13 +387,13 @@ DENSE_AVX2_INLINE __m256d mul_acc(__m256d c, __m256d a, __m256d b, int sub)
 
 /* The 4 x 8 tile: eight accumulators, four broadcasts of A and two vectors
  * of B per step. */
-DENSE_AVX2_INLINE void tile_body(size_t depth, const double *a, size_t ak, size_t ar,
-                                 const double *b, size_t bk, double *c, size_t ldc, int sub)
+DENSE_AVX2_INLINE void tile_body(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                                 const double *b, ptrdiff_t bk, double *const *c, int sub)
 {
-    __m256d c00 = _mm256_loadu_pd(c), c01 = _mm256_loadu_pd(c + 4);
-    __m256d c10 = _mm256_loadu_pd(c + ldc), c11 = _mm256_loadu_pd(c + ldc + 4);
-    __m256d c20 = _mm256_loadu_pd(c + 2 * ldc), c21 = _mm256_loadu_pd(c + 2 * ldc + 4);
-    __m256d c30 = _mm256_loadu_pd(c + 3 * ldc), c31 = _mm256_loadu_pd(c + 3 * ldc + 4);
+    __m256d c00 = _mm256_loadu_pd(c[0]), c01 = _mm256_loadu_pd(c[0] + 4);
+    __m256d c10 = _mm256_loadu_pd(c[1]), c11 = _mm256_loadu_pd(c[1] + 4);
+    __m256d c20 = _mm256_loadu_pd(c[2]), c21 = _mm256_loadu_pd(c[2] + 4);
+    __m256d c30 = _mm256_loadu_pd(c[3]), c31 = _mm256_loadu_pd(c[3] + 4);
     for (size_t k = 0; k < depth; k++) {
         __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
         __m256d a0 = _mm256_broadcast_sd(a), a1 = _mm256_broadcast_sd(a + ar);
@@ -215,113 +409,95 @@ DENSE_AVX2_INLINE void tile_body(size_t depth, const double *a, size_t ak, size_
         a += ak;
         b += bk;
     }
-    _mm256_storeu_pd(c, c00);
-    _mm256_storeu_pd(c + 4, c01);
-    _mm256_storeu_pd(c + ldc, c10);
-    _mm256_storeu_pd(c + ldc + 4, c11);
-    _mm256_storeu_pd(c + 2 * ldc, c20);
-    _mm256_storeu_pd(c + 2 * ldc + 4, c21);
-    _mm256_storeu_pd(c + 3 * ldc, c30);
-    _mm256_storeu_pd(c + 3 * ldc + 4, c31);
+    _mm256_storeu_pd(c[0], c00);
+    _mm256_storeu_pd(c[0] + 4, c01);
+    _mm256_storeu_pd(c[1], c10);
+    _mm256_storeu_pd(c[1] + 4, c11);
+    _mm256_storeu_pd(c[2], c20);
+    _mm256_storeu_pd(c[2] + 4, c21);
+    _mm256_storeu_pd(c[3], c30);
+    _mm256_storeu_pd(c[3] + 4, c31);
 }
 
-DENSE_AVX2 static void tile_add_avx2(size_t depth, const double *a, size_t ak, size_t ar,
-                                     const double *b, size_t bk, double *c, size_t ldc)
+DENSE_AVX2 static void tile_add_avx2(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                                     const double *b, ptrdiff_t bk, ptrdiff_t bp,
+                                     double *const *c)
 {
-    tile_body(depth, a, ak, ar, b, bk, c, ldc, 0);
+    (void)bp;
+    tile_body(depth, a, ak, ar, b, bk, c, 0);
 }
 
-DENSE_AVX2 static void tile_sub_avx2(size_t depth, const double *a, size_t ak, size_t ar,
-                                     const double *b, size_t bk, double *c, size_t ldc)
+DENSE_AVX2 static void tile_sub_avx2(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                                     const double *b, ptrdiff_t bk, ptrdiff_t bp,
+                                     double *const *c)
 {
-    tile_body(depth, a, ak, ar, b, bk, c, ldc, 1);
+    (void)bp;
+    tile_body(depth, a, ak, ar, b, bk, c, 1);
 }
 
-DENSE_AVX2 static void gemm_avx2(size_t rows, size_t cols, size_t depth, const double *a,
-                                 size_t ak, size_t ar, const double *b, size_t bk, size_t bp,
-                                 double *c, size_t ldc, int sub)
-{
-    gemm_tiles(sub ? tile_sub_avx2 : tile_add_avx2, rows, cols, depth, a, ak, ar, b, bk, bp, c,
-               ldc);
-}
-
-/* One row of a solve on 4*v lanes: zi = (zi - sum_k t[k*ks] zk[k*ldz])
- * [/ d], k = 0..count-1 in order. */
-DENSE_AVX2_INLINE void solve_row(const double *t, size_t ks, size_t count, const double *zk,
-                                 size_t ldz, double *zi, int unit, double d, int v)
+/* A row of a solve or product on 4*nv lanes, the sums in registers. */
+DENSE_AVX2_INLINE void row_vectors(size_t count, const double *t, ptrdiff_t ks, const double *v,
+                                   ptrdiff_t ldv, double *z, const double *x, double d, int nv,
+                                   int product)
 {
     __m256d acc[8];
 #pragma GCC unroll 8
-    for (int q = 0; q < v; q++)
-        acc[q] = _mm256_loadu_pd(zi + 4 * q);
+    for (int q = 0; q < nv; q++)
+        acc[q] = _mm256_loadu_pd(z + 4 * q);
     for (size_t k = 0; k < count; k++) {
-        __m256d tk = _mm256_broadcast_sd(t + k * ks);
-        const double *row = zk + k * ldz;
+        __m256d tk = _mm256_broadcast_sd(t);
 #pragma GCC unroll 8
-        for (int q = 0; q < v; q++)
-            acc[q] = _mm256_sub_pd(acc[q], _mm256_mul_pd(tk, _mm256_loadu_pd(row + 4 * q)));
+        for (int q = 0; q < nv; q++)
+            acc[q] = mul_acc(acc[q], tk, _mm256_loadu_pd(v + 4 * q), !product);
+        t += ks;
+        v += ldv;
     }
-    if (!unit) {
-        __m256d dv = _mm256_set1_pd(d);
+    __m256d dv = _mm256_set1_pd(d);
 #pragma GCC unroll 8
-        for (int q = 0; q < v; q++)
-            acc[q] = _mm256_div_pd(acc[q], dv);
-    }
+    for (int q = 0; q < nv; q++)
+        acc[q] = product ? mul_acc(acc[q], dv, _mm256_loadu_pd(x + 4 * q), 0)
+                         : _mm256_div_pd(acc[q], dv);
 #pragma GCC unroll 8
-    for (int q = 0; q < v; q++)
-        _mm256_storeu_pd(zi + 4 * q, acc[q]);
+    for (int q = 0; q < nv; q++)
+        _mm256_storeu_pd(z + 4 * q, acc[q]);
 }
 
-/* Row i of a solve, terms k0..k1-1, over all lanes: 32 at a time (eight
- * accumulators in flight) where there are, then narrower. */
-DENSE_AVX2_INLINE void solve_row_lanes(const double *t, size_t ts, size_t ks, size_t i, size_t k0,
-                                       size_t k1, int unit, size_t lanes, double *z, size_t ldz)
+/* All lanes: 32 at a time (eight accumulators in flight) where there are,
+ * then narrower, the last few on the portable code. */
+DENSE_AVX2_INLINE void row_avx2(size_t count, const double *t, ptrdiff_t ks, const double *v,
+                                ptrdiff_t ldv, double *z, const double *x, double d,
+                                size_t lanes, int product)
 {
-    const double *ti = t + i * ts + k0 * ks;
-    const double *zk = z + k0 * ldz;
-    double *zi = z + i * ldz, d = t[i * ts + i * ks];
-    size_t l0 = 0, count = k1 - k0;
-    for (; l0 + 32 <= lanes; l0 += 32)
-        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 8);
-    if (l0 + 16 <= lanes) {
-        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 4);
-        l0 += 16;
+    size_t l = 0;
+    for (; l + 32 <= lanes; l += 32)
+        row_vectors(count, t, ks, v + l, ldv, z + l, product ? x + l : x, d, 8, product);
+    if (l + 16 <= lanes) {
+        row_vectors(count, t, ks, v + l, ldv, z + l, product ? x + l : x, d, 4, product);
+        l += 16;
     }
-    if (l0 + 8 <= lanes) {
-        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 2);
-        l0 += 8;
+    if (l + 8 <= lanes) {
+        row_vectors(count, t, ks, v + l, ldv, z + l, product ? x + l : x, d, 2, product);
+        l += 8;
     }
-    if (l0 + 4 <= lanes) {
-        solve_row(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, 1);
-        l0 += 4;
+    if (l + 4 <= lanes) {
+        row_vectors(count, t, ks, v + l, ldv, z + l, product ? x + l : x, d, 1, product);
+        l += 4;
     }
-    if (l0 < lanes)
-        solve_row_scalar(ti, ks, count, zk + l0, ldz, zi + l0, unit, d, lanes - l0);
+    row_scalar(count, t, ks, v, ldv, z, x, d, l, lanes, product);
 }
 
-/* Lower solves run MR rows at a time: the terms k < i0 that all rows of the
- * group share come first in every row's order, so they run as one GEMM
- * strip; the triangle within the group follows row by row.  Upper solves
- * cannot be grouped without changing the order (row i needs z_i+1 first,
- * which is the last row finished), so they run row by row. */
-DENSE_AVX2 static void solve_avx2(size_t n, const double *t, size_t ts, size_t ks, int upper,
-                                  int unit, size_t lanes, double *z, size_t ldz)
+DENSE_AVX2 static void solve_row_avx2(size_t count, const double *t, ptrdiff_t ks,
+                                      const double *v, ptrdiff_t ldv, double *z, double d,
+                                      size_t lanes)
 {
-    if (upper) {
-        for (size_t i = n; i-- > 0;)
-            solve_row_lanes(t, ts, ks, i, i + 1, n, unit, lanes, z, ldz);
-        return;
-    }
-    size_t i0 = 0;
-    for (; i0 + MR <= n; i0 += MR) {
-        if (i0 > 0)
-            gemm_tiles(tile_sub_avx2, MR, lanes, i0, t + i0 * ts, ks, ts, z, ldz, NR,
-                       z + i0 * ldz, ldz);
-        for (size_t i = i0; i < i0 + MR; i++)
-            solve_row_lanes(t, ts, ks, i, i0, i, unit, lanes, z, ldz);
-    }
-    for (size_t i = i0; i < n; i++)
-        solve_row_lanes(t, ts, ks, i, 0, i, unit, lanes, z, ldz);
+    row_avx2(count, t, ks, v, ldv, z, NULL, d, lanes, 0);
+}
+
+DENSE_AVX2 static void product_row_avx2(size_t count, const double *t, ptrdiff_t ks,
+                                        const double *v, ptrdiff_t ldv, double *z,
+                                        const double *x, double d, size_t lanes)
+{
+    row_avx2(count, t, ks, v, ldv, z, x, d, lanes, 1);
 }
 
 DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, size_t end, double *lu, size_t ld)
@@ -343,7 +519,158 @@ DENSE_AVX2 static void eliminate_avx2(size_t n, size_t k, size_t end, double *lu
 }
 
 const invdl_dense_kernels invdl_dense_avx2 = {
-    "avx2", gemm_avx2, solve_avx2, eliminate_avx2,
+    .name = "avx2",
+    .mr = 4,
+    .strips = 1,
+    .wide = {tile_add_avx2, tile_sub_avx2},
+    .narrow = {tile_add_avx2, tile_sub_avx2},
+    .solve_row = solve_row_avx2,
+    .product_row = product_row_avx2,
+    .eliminate = eliminate_avx2,
+};
+
+/* ---- AVX-512 path --------------------------------------------------------- */
+
+/* AVX-512F, still without FMA: on Zen 5 separate multiply and add pipes
+ * give the same rate (dense_kernels.h). */
+#define DENSE_AVX512 __attribute__((__target__("avx512f")))
+#define DENSE_AVX512_INLINE DENSE_AVX512 __attribute__((__always_inline__)) static inline
+
+DENSE_AVX512_INLINE __m512d mul_acc512(__m512d c, __m512d a, __m512d b, int sub)
+{
+    __m512d p = _mm512_mul_pd(a, b);
+    return sub ? _mm512_sub_pd(c, p) : _mm512_add_pd(c, p);
+}
+
+/* The 8 x 8*nv tile (nv = 1 or 2 strips): 8*nv accumulators, eight
+ * broadcasts of A and nv vectors of B per step. */
+DENSE_AVX512_INLINE void tile512(size_t depth, const double *a, ptrdiff_t ak, ptrdiff_t ar,
+                                 const double *b, ptrdiff_t bk, ptrdiff_t bp, double *const *c,
+                                 int nv, int sub)
+{
+    __m512d acc[8][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < nv; q++)
+            acc[r][q] = _mm512_loadu_pd(c[r] + 8 * q);
+    for (size_t k = 0; k < depth; k++) {
+        __m512d b0 = _mm512_loadu_pd(b), b1 = nv > 1 ? _mm512_loadu_pd(b + bp) : b0;
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            __m512d av = _mm512_set1_pd(a[r * ar]);
+            acc[r][0] = mul_acc512(acc[r][0], av, b0, sub);
+            if (nv > 1)
+                acc[r][1] = mul_acc512(acc[r][1], av, b1, sub);
+        }
+        a += ak;
+        b += bk;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < nv; q++)
+            _mm512_storeu_pd(c[r] + 8 * q, acc[r][q]);
+}
+
+DENSE_AVX512 static void tile_wide_add_avx512(size_t depth, const double *a, ptrdiff_t ak,
+                                              ptrdiff_t ar, const double *b, ptrdiff_t bk,
+                                              ptrdiff_t bp, double *const *c)
+{
+    tile512(depth, a, ak, ar, b, bk, bp, c, 2, 0);
+}
+
+DENSE_AVX512 static void tile_wide_sub_avx512(size_t depth, const double *a, ptrdiff_t ak,
+                                              ptrdiff_t ar, const double *b, ptrdiff_t bk,
+                                              ptrdiff_t bp, double *const *c)
+{
+    tile512(depth, a, ak, ar, b, bk, bp, c, 2, 1);
+}
+
+DENSE_AVX512 static void tile_add_avx512(size_t depth, const double *a, ptrdiff_t ak,
+                                         ptrdiff_t ar, const double *b, ptrdiff_t bk,
+                                         ptrdiff_t bp, double *const *c)
+{
+    tile512(depth, a, ak, ar, b, bk, bp, c, 1, 0);
+}
+
+DENSE_AVX512 static void tile_sub_avx512(size_t depth, const double *a, ptrdiff_t ak,
+                                         ptrdiff_t ar, const double *b, ptrdiff_t bk,
+                                         ptrdiff_t bp, double *const *c)
+{
+    tile512(depth, a, ak, ar, b, bk, bp, c, 1, 1);
+}
+
+/* A row of a solve or product on 8*nv lanes (the last vector masked to
+ * `tail` lanes when tail > 0), the sums in registers. */
+DENSE_AVX512_INLINE void row_vectors512(size_t count, const double *t, ptrdiff_t ks,
+                                        const double *v, ptrdiff_t ldv, double *z,
+                                        const double *x, double d, int nv, unsigned tail,
+                                        int product)
+{
+    /* Every vector whole but the last, masked to `tail` lanes if tail > 0. */
+    __mmask8 mask[4] = {0xff, 0xff, 0xff, 0xff};
+    mask[nv - 1] = (__mmask8)(tail > 0 ? (1u << tail) - 1u : 0xffu);
+    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
+                      _mm512_setzero_pd()};
+#pragma GCC unroll 4
+    for (int q = 0; q < nv; q++)
+        acc[q] = _mm512_maskz_loadu_pd(mask[q], z + 8 * q);
+    for (size_t k = 0; k < count; k++) {
+        __m512d tk = _mm512_set1_pd(*t);
+#pragma GCC unroll 4
+        for (int q = 0; q < nv; q++)
+            acc[q] = mul_acc512(acc[q], tk, _mm512_maskz_loadu_pd(mask[q], v + 8 * q), !product);
+        t += ks;
+        v += ldv;
+    }
+    __m512d dv = _mm512_set1_pd(d);
+#pragma GCC unroll 4
+    for (int q = 0; q < nv; q++) {
+        acc[q] = product ? mul_acc512(acc[q], dv, _mm512_maskz_loadu_pd(mask[q], x + 8 * q), 0)
+                         : _mm512_div_pd(acc[q], dv);
+        _mm512_mask_storeu_pd(z + 8 * q, mask[q], acc[q]);
+    }
+}
+
+DENSE_AVX512_INLINE void row_avx512(size_t count, const double *t, ptrdiff_t ks,
+                                    const double *v, ptrdiff_t ldv, double *z, const double *x,
+                                    double d, size_t lanes, int product)
+{
+    size_t l = 0;
+    for (; l + 32 <= lanes; l += 32)
+        row_vectors512(count, t, ks, v + l, ldv, z + l, product ? x + l : x, d, 4, 0, product);
+    if (l < lanes) {
+        size_t left = lanes - l;
+        int nv = (int)((left + 7) / 8);
+        row_vectors512(count, t, ks, v + l, ldv, z + l, product ? x + l : x, d, nv,
+                       (unsigned)(left % 8), product);
+    }
+}
+
+DENSE_AVX512 static void solve_row_avx512(size_t count, const double *t, ptrdiff_t ks,
+                                          const double *v, ptrdiff_t ldv, double *z, double d,
+                                          size_t lanes)
+{
+    row_avx512(count, t, ks, v, ldv, z, NULL, d, lanes, 0);
+}
+
+DENSE_AVX512 static void product_row_avx512(size_t count, const double *t, ptrdiff_t ks,
+                                            const double *v, ptrdiff_t ldv, double *z,
+                                            const double *x, double d, size_t lanes)
+{
+    row_avx512(count, t, ks, v, ldv, z, x, d, lanes, 1);
+}
+
+const invdl_dense_kernels invdl_dense_avx512 = {
+    .name = "avx512",
+    .mr = 8,
+    .strips = 2,
+    .wide = {tile_wide_add_avx512, tile_wide_sub_avx512},
+    .narrow = {tile_add_avx512, tile_sub_avx512},
+    .solve_row = solve_row_avx512,
+    .product_row = product_row_avx512,
+    .eliminate = eliminate_avx2,
 };
 
 #endif /* INVDL_HAVE_AVX2 */
@@ -352,13 +679,44 @@ const invdl_dense_kernels *invdl_dense_kernels_best(void)
 {
 #if INVDL_HAVE_AVX2
     /* Reads flags the runtime filled in at startup: no state of our own. */
+    if (__builtin_cpu_supports("avx512f"))
+        return &invdl_dense_avx512;
     if (__builtin_cpu_supports("avx2"))
         return &invdl_dense_avx2;
 #endif
     return &invdl_dense_scalar;
 }
 
-/* ---- factors ------------------------------------------------------------- */
+/* ---- the free dense layer's factors ----------------------------------------- */
+
+/* The exponent fields of floats, or-ed together after adding one: an
+ * exponent of all ones (inf, NaN) carries into bit 31, any other does not.
+ * Eight lanes, no branch: vectorized. */
+static uint32_t nonfinite_bits(size_t n, const float *v)
+{
+    uint32_t lanes[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++) {
+            uint32_t bits;
+            memcpy(&bits, &v[i + l], sizeof bits);
+            lanes[l] |= (bits & 0x7f800000u) + 0x00800000u;
+        }
+    for (; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        lanes[0] |= (bits & 0x7f800000u) + 0x00800000u;
+    }
+    uint32_t all = 0;
+    for (size_t l = 0; l < 8; l++)
+        all |= lanes[l];
+    return all & 0x80000000u;
+}
+
+int invdl_dense_finite(size_t n, const float *v)
+{
+    return nonfinite_bits(n, v) == 0;
+}
 
 void invdl_dense_factors_free(invdl_dense_factors *f)
 {
@@ -372,11 +730,11 @@ void invdl_dense_factors_free(invdl_dense_factors *f)
     }
 }
 
-/* Doubles of lu: n rows of ld(n), then the rows and columns a GEMM strip
- * over the last rows may read past them. */
+/* Doubles of an n x n matrix of factors: n rows of ld(n), then the rows
+ * and columns a tile over the last rows may read past them. */
 static int lu_count(size_t n, size_t *count)
 {
-    return invdl_mul_size(n + MR, invdl_dense_ld(n), count) && *count <= SIZE_MAX - NR &&
+    return invdl_mul_size(n + MR_MAX, invdl_dense_ld(n), count) && *count <= SIZE_MAX - NR &&
            (*count += NR, 1);
 }
 
@@ -459,13 +817,13 @@ static invdl_status lu_factor(const invdl_dense_kernels *k, size_t n, double *lu
          * A22 -= L21 U12. */
         size_t depth = end - k0, cols = n - end;
         double *u12 = lu + k0 * ld + end;
-        k->solve(depth, lu + k0 * ld + k0, ld, 1, 0, 1, cols, u12, ld);
+        invdl_dense_solve(k, depth, lu + k0 * ld + k0, ld, 1, 0, 1, cols, u12, ld);
         for (size_t j0 = 0; j0 < cols; j0 += NR)
             for (size_t r = 0; r < depth; r++)
                 for (size_t j = 0; j < NR; j++)
                     strips[j0 * depth + r * NR + j] = j0 + j < cols ? u12[r * ld + j0 + j] : 0.0;
-        k->gemm(cols, cols, depth, lu + end * ld + k0, 1, ld, strips, NR, NR * depth,
-                lu + end * ld + end, ld, 1);
+        invdl_dense_gemm(k, cols, cols, depth, lu + end * ld + k0, 1, (ptrdiff_t)ld, strips, NR,
+                         NR * depth, lu + end * ld + end, ld, 1);
     }
     *log_det = sum;
     return INVDL_OK;
@@ -527,23 +885,24 @@ static void abs_norms(size_t rows, size_t cols, const double *m, size_t ld, doub
     *norm_inf = max_of(rows, sums + cols);
 }
 
-/* W in double into rows of length ld, zero-padded to pad(n) x ld; the
- * transpose too when wt is not NULL (by 8 x 8 tiles). */
-static void stage_matrix(size_t n, const float *w, double *wd, double *wt)
+invdl_status invdl_dense_stage(const float *w, invdl_dense_factors *f)
 {
-    size_t np = invdl_dense_pad(n), ld = invdl_dense_ld(n);
+    size_t n = f->n, np = invdl_dense_pad(n), ld = invdl_dense_ld(n);
+    double *wd = f->w, *wt = f->wt;
+    if (!invdl_dense_finite(n * n, w))
+        return INVDL_EINVAL;
     memset(wd, 0, np * ld * sizeof *wd);
+    memset(wt, 0, np * ld * sizeof *wt);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             wd[i * ld + j] = (double)w[i * n + j];
-    if (wt == NULL)
-        return;
-    memset(wt, 0, np * ld * sizeof *wt);
+    /* The transpose by 8 x 8 tiles. */
     for (size_t i0 = 0; i0 < n; i0 += 8)
         for (size_t j0 = 0; j0 < n; j0 += 8)
             for (size_t i = i0; i < min_size(i0 + 8, n); i++)
                 for (size_t j = j0; j < min_size(j0 + 8, n); j++)
                     wt[j * ld + i] = wd[i * ld + j];
+    return INVDL_OK;
 }
 
 invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
@@ -551,6 +910,8 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
 {
     size_t n = f->n, ld = invdl_dense_ld(n);
     double *lu = f->lu, norm1, norm_inf;
+    if (!invdl_dense_finite(n * n, w))
+        return INVDL_EINVAL;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             lu[i * ld + j] = (double)w[i * n + j];
@@ -574,8 +935,8 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
         memset(z, 0, n * LL * sizeof *z);
         for (size_t l = 0; l < cnt; l++)
             z[(p0 + l) * LL + l] = 1.0;
-        k->solve(n - p0, lu + p0 * ld + p0, ld, 1, 0, 1, cnt, z + p0 * LL, LL);
-        k->solve(n, lu, ld, 1, 1, 0, cnt, z, LL);
+        invdl_dense_solve(k, n - p0, lu + p0 * ld + p0, ld, 1, 0, 1, cnt, z + p0 * LL, LL);
+        invdl_dense_solve(k, n, lu, ld, 1, 1, 0, cnt, z, LL);
         for (size_t i = 0; i < n; i++)
             for (size_t l = 0; l < cnt; l++)
                 abs_inv[i * ld + f->perm[p0 + l]] = fabs(z[i * LL + l]);
@@ -584,33 +945,43 @@ invdl_status invdl_dense_factor(const invdl_dense_kernels *k, const float *w,
     if (!(norm1 * inv1 * (double)FLT_EPSILON <= 1.0))
         return INVDL_ESINGULAR;
 
-    stage_matrix(n, w, f->w, f->wt);
+    (void)invdl_dense_stage(w, f); /* finite, checked above */
     f->log_abs_det = log_det;
     f->norm = norm_inf;
     f->inv_norm = inv_inf;
     return INVDL_OK;
 }
 
-/* ---- batches ------------------------------------------------------------- */
+/* ---- staging blocks of samples ---------------------------------------------- */
 
 /* Zeroes rows n.. of a lane-layout block up to a whole row tile, which a
  * GEMM strip reads (and discards). */
 static void zero_tail_rows(size_t n, double *t)
 {
-    for (size_t j = n; j % MR != 0; j++)
+    for (size_t j = n; j % MR_MAX != 0; j++)
         memset(t + j * LL, 0, LL * sizeof *t);
 }
 
-/* cnt samples of v ([cnt][n] floats) in lane layout: t[j][l] = v[l][j],
- * zero for cnt <= l < pad(cnt). */
-static void stage_lanes(size_t n, size_t cnt, const float *v, double *t)
+/* cnt samples of v ([cnt][n] floats) in lane layout, rows permuted when
+ * perm is not NULL: t[i][l] = v[l][perm[i]] (or v[l][i]) minus bias[perm[i]]
+ * when bias is not NULL; zero for cnt <= l < pad(cnt). */
+static void stage_lanes(size_t n, size_t cnt, const float *v, const size_t *perm,
+                        const float *bias, double *t)
 {
     size_t lanes = invdl_dense_pad(cnt);
-    for (size_t j = 0; j < n; j++) {
-        for (size_t l = 0; l < cnt; l++)
-            t[j * LL + l] = (double)v[l * n + j];
+    for (size_t i = 0; i < n; i++) {
+        size_t j = perm != NULL ? perm[i] : i;
+        double *row = t + i * LL;
+        if (bias != NULL) {
+            double b = (double)bias[j];
+            for (size_t l = 0; l < cnt; l++)
+                row[l] = (double)v[l * n + j] - b;
+        } else {
+            for (size_t l = 0; l < cnt; l++)
+                row[l] = (double)v[l * n + j];
+        }
         for (size_t l = cnt; l < lanes; l++)
-            t[j * LL + l] = 0.0;
+            row[l] = 0.0;
     }
     zero_tail_rows(n, t);
 }
@@ -632,12 +1003,23 @@ static void stage_strips(size_t n, size_t cnt, const float *v, double *t)
     }
 }
 
-/* The reverse of stage_lanes: v[l][j] = t[j][l] rounded to float. */
-static void unstage_lanes(size_t n, size_t cnt, const double *t, float *v)
+/* The reverse of stage_lanes: v[l][perm[i]] (or v[l][i]) = t[i][l] plus
+ * bias[perm[i]] when bias is not NULL, rounded to float. */
+static void unstage_lanes(size_t n, size_t cnt, const double *t, const size_t *perm,
+                          const float *bias, float *v)
 {
-    for (size_t l = 0; l < cnt; l++)
-        for (size_t j = 0; j < n; j++)
-            v[l * n + j] = (float)t[j * LL + l];
+    for (size_t i = 0; i < n; i++) {
+        size_t j = perm != NULL ? perm[i] : i;
+        const double *row = t + i * LL;
+        if (bias != NULL) {
+            double b = (double)bias[j];
+            for (size_t l = 0; l < cnt; l++)
+                v[l * n + j] = (float)(row[l] + b);
+        } else {
+            for (size_t l = 0; l < cnt; l++)
+                v[l * n + j] = (float)row[l];
+        }
+    }
 }
 
 /* cnt samples by strips of NR features, each strip [sample][NR]
@@ -657,6 +1039,24 @@ static void stage_feature_strips(size_t n, size_t cnt, const float *v, double *t
     }
 }
 
+/* A lane-layout block (n rows, cnt lanes) by feature strips, as
+ * stage_feature_strips lays them out. */
+static void lanes_to_feature_strips(size_t n, size_t cnt, const double *t, double *s)
+{
+    for (size_t j0 = 0; j0 < n; j0 += NR) {
+        double *strip = s + j0 * cnt;
+        size_t m = min_size(NR, n - j0);
+        for (size_t l = 0; l < cnt; l++) {
+            for (size_t j = 0; j < m; j++)
+                strip[l * NR + j] = t[(j0 + j) * LL + l];
+            for (size_t j = m; j < NR; j++)
+                strip[l * NR + j] = 0.0;
+        }
+    }
+}
+
+/* ---- the free dense layer on batches ------------------------------------------ */
+
 void invdl_dense_forward(const invdl_dense_kernels *k, const invdl_dense_factors *f,
                          const float *bias, size_t batch, const float *x, float *y,
                          double *scratch)
@@ -670,8 +1070,8 @@ void invdl_dense_forward(const invdl_dense_kernels *k, const invdl_dense_factors
             for (size_t l = 0; l < cnt; l++)
                 yt[i * LL + l] = (double)bias[i];
         /* yt[i][s] = b_i + sum_j W_ij x_sj */
-        k->gemm(n, cnt, n, f->w, 1, ld, xs, NR, NR * n, yt, LL, 0);
-        unstage_lanes(n, cnt, yt, y + s0 * n);
+        invdl_dense_gemm(k, n, cnt, n, f->w, 1, (ptrdiff_t)ld, xs, NR, NR * n, yt, LL, 0);
+        unstage_lanes(n, cnt, yt, NULL, NULL, y + s0 * n);
     }
 }
 
@@ -683,30 +1083,29 @@ void invdl_dense_inverse(const invdl_dense_kernels *k, const invdl_dense_factors
     double *zt = scratch;
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
         size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
-        const float *ys = y + s0 * n;
-        for (size_t i = 0; i < n; i++) {
-            size_t p = f->perm[i];
-            double b = (double)bias[p];
-            for (size_t l = 0; l < cnt; l++)
-                zt[i * LL + l] = (double)ys[l * n + p] - b;
-            for (size_t l = cnt; l < lanes; l++)
-                zt[i * LL + l] = 0.0;
-        }
-        k->solve(n, f->lu, f->lu_ld, 1, 0, 1, lanes, zt, LL);
-        k->solve(n, f->lu, f->lu_ld, 1, 1, 0, lanes, zt, LL);
-        unstage_lanes(n, cnt, zt, x + s0 * n);
+        stage_lanes(n, cnt, y + s0 * n, f->perm, bias, zt);
+        invdl_dense_solve(k, n, f->lu, f->lu_ld, 1, 0, 1, lanes, zt, LL);
+        invdl_dense_solve(k, n, f->lu, f->lu_ld, 1, 1, 0, lanes, zt, LL);
+        unstage_lanes(n, cnt, zt, NULL, NULL, x + s0 * n);
     }
 }
 
-/* dW += G^T X and db += G's column sums over cnt samples, G in lane layout
- * and X by feature strips. */
-static void accumulate_params(const invdl_dense_kernels *k, size_t n, size_t cnt, const double *gt,
-                              const double *x, double *dparams)
+/* dW +-= G^T X over cnt samples into the rows of c (G in lane layout, X by
+ * feature strips), and the column sums of G into db (NULL: none). */
+static void accumulate_outer(const invdl_dense_kernels *k, size_t n, size_t cnt,
+                             const double *gt, const double *x, const c_rows *c, int sub)
 {
-    k->gemm(n, n, cnt, gt, 1, LL, x, NR, NR * cnt, dparams, n, 0);
-    for (size_t i = 0; i < n; i++)
+    tiles(k, n, n, cnt, gt, 1, LL, x, NR, NR * cnt, c, sub);
+}
+
+static void accumulate_bias(size_t n, size_t cnt, const double *gt, const size_t *perm,
+                            double *db, int sub)
+{
+    for (size_t i = 0; i < n; i++) {
+        double *d = db + (perm != NULL ? perm[i] : i);
         for (size_t l = 0; l < cnt; l++)
-            dparams[n * n + i] += gt[i * LL + l];
+            *d = sub ? *d - gt[i * LL + l] : *d + gt[i * LL + l];
+    }
 }
 
 void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factors *f,
@@ -715,6 +1114,7 @@ void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factor
 {
     size_t n = f->n, ld = invdl_dense_ld(n);
     double *first = scratch, *second = scratch + LL * ld;
+    c_rows dw = {dparams, n, n, 0, C_FULL};
     for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
         size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
         const float *gs = dout + s0 * n;
@@ -723,35 +1123,356 @@ void invdl_dense_backward(const invdl_dense_kernels *k, const invdl_dense_factor
             /* dW and db from g (lane layout) and x (feature strips); then
              * dx[j][s] = 0 + sum_i W_ij g_si from g in strip layout. */
             if (dparams != NULL) {
-                stage_lanes(n, cnt, gs, first);
+                stage_lanes(n, cnt, gs, NULL, NULL, first);
                 stage_feature_strips(n, cnt, in + s0 * n, second);
-                accumulate_params(k, n, cnt, first, second, dparams);
+                accumulate_outer(k, n, cnt, first, second, &dw, 0);
+                accumulate_bias(n, cnt, first, NULL, dparams + n * n, 0);
             }
             stage_strips(n, cnt, gs, second);
             for (size_t j = 0; j < n; j++)
                 memset(first + j * LL, 0, cnt * sizeof *first);
-            k->gemm(n, cnt, n, f->wt, 1, ld, second, NR, NR * n, first, LL, 0);
-            unstage_lanes(n, cnt, first, ds);
+            invdl_dense_gemm(k, n, cnt, n, f->wt, 1, (ptrdiff_t)ld, second, NR, NR * n, first,
+                             LL, 0);
+            unstage_lanes(n, cnt, first, NULL, NULL, ds);
         } else {
-            stage_lanes(n, cnt, gs, first);
+            stage_lanes(n, cnt, gs, NULL, NULL, first);
             /* u = W^-T g: c = U^-T L^-T g by the transposed solves, then
-             * u[perm[i]] = c[i]; the parameters' coefficient is -u, in
-             * `second`. */
-            k->solve(n, f->lu, 1, f->lu_ld, 0, 0, lanes, first, LL);
-            k->solve(n, f->lu, 1, f->lu_ld, 1, 1, lanes, first, LL);
-            for (size_t i = 0; i < n; i++) {
-                size_t p = f->perm[i];
-                for (size_t l = 0; l < cnt; l++) {
-                    double u = first[i * LL + l];
-                    ds[l * n + p] = (float)u;
-                    second[p * LL + l] = -u;
-                }
-            }
-            zero_tail_rows(n, second);
+             * u[perm[i]] = c[i]; the parameters take -u x^T and -u. */
+            invdl_dense_solve(k, n, f->lu, 1, f->lu_ld, 0, 0, lanes, first, LL);
+            invdl_dense_solve(k, n, f->lu, 1, f->lu_ld, 1, 1, lanes, first, LL);
+            unstage_lanes(n, cnt, first, f->perm, NULL, ds);
             if (dparams != NULL) {
+                /* Rows of -u in W's order: u's row perm[i] is c's row i. */
+                for (size_t i = 0; i < n; i++)
+                    memcpy(second + f->perm[i] * LL, first + i * LL, cnt * sizeof *first);
+                zero_tail_rows(n, second);
                 stage_feature_strips(n, cnt, out + s0 * n, first);
-                accumulate_params(k, n, cnt, second, first, dparams);
+                accumulate_outer(k, n, cnt, second, first, &dw, 1);
+                accumulate_bias(n, cnt, second, NULL, dparams + n * n, 1);
             }
+        }
+    }
+}
+
+/* ---- the LU-parametrised layer -------------------------------------------------- */
+
+void invdl_dense_plu_free(invdl_dense_plu *f)
+{
+    if (f != NULL) {
+        invdl_free(f->lu);
+        invdl_free(f->perm);
+        invdl_free(f->unfloored);
+        invdl_free(f->work);
+        invdl_free(f);
+    }
+}
+
+invdl_dense_plu *invdl_dense_plu_new(size_t n)
+{
+    size_t lus, work;
+    /* 4n for the estimate, or W^-1 in lane layout when n <= BLOCK. */
+    if (!lu_count(n, &lus) || !invdl_mul_size(n, n <= BLOCK ? LL : 4, &work))
+        return NULL;
+    invdl_dense_plu *f = invdl_malloc(sizeof *f);
+    if (f == NULL)
+        return NULL;
+    memset(f, 0, sizeof *f);
+    f->n = n;
+    f->lu_ld = invdl_dense_ld(n);
+    f->lu = invdl_calloc_array(lus, sizeof *f->lu);
+    f->perm = invdl_alloc_array(n, sizeof *f->perm);
+    f->unfloored = invdl_alloc_array(n, sizeof *f->unfloored);
+    f->work = invdl_alloc_array(work, sizeof *f->work);
+    if (f->lu == NULL || f->perm == NULL || f->unfloored == NULL || f->work == NULL) {
+        invdl_dense_plu_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+invdl_status invdl_dense_plu_set(const invdl_dense_kernels *k, invdl_dense_plu *f,
+                                 const float *settings, const float *values, int complete)
+{
+    size_t n = f->n, ld = f->lu_ld, tri = n * (n - 1) / 2;
+    float s_min = settings[0];
+    const float *lower = values, *upper = values + tri, *s = values + 2 * tri;
+    if (nonfinite_bits(n * n + n, values) != 0)
+        return INVDL_EINVAL;
+    /* The permutation, each index once (unfloored[] marks the seen ones
+     * until it is filled below). */
+    memset(f->unfloored, 0, n * sizeof *f->unfloored);
+    for (size_t i = 0; i < n; i++) {
+        size_t pi = (size_t)settings[1 + i];
+        if (f->unfloored[pi])
+            return INVDL_EINVAL;
+        f->unfloored[pi] = 1;
+        f->perm[i] = pi;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double *row = f->lu + i * ld;
+        const float *lrow = lower + i * (i - 1) / 2, *urow = upper + i * (2 * n - i - 1) / 2;
+        for (size_t c = 0; c < i; c++)
+            row[c] = (double)lrow[c];
+        f->unfloored[i] = fabsf(s[i]) >= s_min;
+        row[i] = f->unfloored[i] ? (double)s[i] : (double)copysignf(s_min, s[i]);
+        for (size_t c = i + 1; c < n; c++)
+            row[c] = (double)urow[c - i - 1];
+    }
+    if (complete) {
+        double log_det = 0.0;
+        for (size_t i = 0; i < n; i++)
+            log_det += log(fabs(f->lu[i * ld + i]));
+        f->log_abs_det = log_det;
+        invdl_dense_plu_norms(k, f);
+    }
+    return INVDL_OK;
+}
+
+/* a_0 b_0 + a_1 b_1 + ... in eight interleaved partial sums (which the
+ * compiler runs as one vector), added up at the end. */
+static inline double dot8(size_t n, const double *a, const double *b)
+{
+    double part[8] = {0};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (size_t j = 0; j < 8; j++)
+            part[j] += a[k + j] * b[k + j];
+    for (; k < n; k++)
+        part[0] += a[k] * b[k];
+    double low = (part[0] + part[1]) + (part[2] + part[3]);
+    return low + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+/* v = W^-1 v or W^-T v for one vector, for the norm estimate: rows of L
+ * and U read as dot products, columns (the transposes) as updates along
+ * rows, so every inner loop is contiguous.  o holds n doubles of
+ * scratch. */
+enum { APPLY_INV, APPLY_INVT };
+
+static void plu_apply_vector(const invdl_dense_plu *f, int which, double *v, double *o)
+{
+    size_t n = f->n, ld = f->lu_ld;
+    const double *lu = f->lu;
+    switch (which) {
+    case APPLY_INV: /* o_i = v_perm[i]; L o' = o; U v = o' */
+        for (size_t i = 0; i < n; i++)
+            o[i] = v[f->perm[i]];
+        for (size_t i = 0; i < n; i++)
+            o[i] -= dot8(i, lu + i * ld, o);
+        for (size_t i = n; i-- > 0;)
+            v[i] = (o[i] - dot8(n - 1 - i, lu + i * ld + i + 1, v + i + 1)) / lu[i * ld + i];
+        break;
+    default: /* U^T a = v; L^T c = a; v_perm[i] = c_i */
+        memcpy(o, v, n * sizeof *o);
+        for (size_t i = 0; i < n; i++) {
+            o[i] /= lu[i * ld + i];
+            for (size_t k = i + 1; k < n; k++)
+                o[k] -= lu[i * ld + k] * o[i];
+        }
+        for (size_t i = n; i-- > 1;)
+            for (size_t k = 0; k < i; k++)
+                o[k] -= lu[i * ld + k] * o[i];
+        for (size_t i = 0; i < n; i++)
+            v[f->perm[i]] = o[i];
+        break;
+    }
+}
+
+/* An estimate of |B|_1 from products with B and B^T (b and bt): Hager's
+ * method with Higham's refinements (LAPACK's dlacn2): at most five steps,
+ * then the alternating vector as a last check.  |W^-T|_1 = |W^-1|_inf, so
+ * the caller asks for the transpose. */
+static double plu_estimate(const invdl_dense_plu *f, int b, int bt)
+{
+    size_t n = f->n;
+    double *x = f->work, *o = f->work + n, *sgn = f->work + 2 * n;
+    for (size_t i = 0; i < n; i++)
+        x[i] = 1.0 / (double)n;
+    plu_apply_vector(f, b, x, o);
+    double est = 0.0;
+    for (size_t i = 0; i < n; i++)
+        est += fabs(x[i]);
+    if (n == 1 || !(est == est))
+        return est;
+    for (int iter = 0; iter < 5; iter++) {
+        for (size_t i = 0; i < n; i++)
+            sgn[i] = x[i] < 0.0 ? -1.0 : 1.0;
+        memcpy(x, sgn, n * sizeof *x);
+        plu_apply_vector(f, bt, x, o);
+        size_t j = 0;
+        for (size_t i = 1; i < n; i++)
+            if (fabs(x[i]) > fabs(x[j]))
+                j = i;
+        memset(x, 0, n * sizeof *x);
+        x[j] = 1.0;
+        plu_apply_vector(f, b, x, o);
+        double next = 0.0;
+        int same = 1;
+        for (size_t i = 0; i < n; i++) {
+            next += fabs(x[i]);
+            same &= (x[i] < 0.0 ? -1.0 : 1.0) == sgn[i];
+        }
+        if (same || next <= est) {
+            est = next > est ? next : est;
+            break;
+        }
+        est = next;
+    }
+    /* The alternating vector catches what the steps miss. */
+    for (size_t i = 0; i < n; i++)
+        x[i] = (i % 2 ? -1.0 : 1.0) * (1.0 + (double)i / (double)(n - 1));
+    plu_apply_vector(f, b, x, o);
+    double alt = 0.0;
+    for (size_t i = 0; i < n; i++)
+        alt += fabs(x[i]);
+    alt = 2.0 * alt / (double)(3 * n);
+    return alt > est ? alt : est;
+}
+
+void invdl_dense_plu_norms(const invdl_dense_kernels *k, invdl_dense_plu *f)
+{
+    /* |W|_inf <= |L|_inf |U|_inf: largest row sums, in index order. */
+    size_t n = f->n, ld = f->lu_ld;
+    double lmax = 0.0, umax = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double *row = f->lu + i * ld;
+        double l = 1.0, u = 0.0;
+        for (size_t c = 0; c < i; c++)
+            l += fabs(row[c]);
+        for (size_t c = i; c < n; c++)
+            u += fabs(row[c]);
+        lmax = l > lmax ? l : lmax;
+        umax = u > umax ? u : umax;
+    }
+    f->norm = lmax * umax;
+    if (n > BLOCK) {
+        f->inv_norm = plu_estimate(f, APPLY_INVT, APPLY_INV);
+        return;
+    }
+    /* Small W: W^-1 itself, all columns in one block of solves (column m
+     * solves L U z = P^T e_m), then its largest row sum. */
+    double *z = f->work;
+    size_t lanes = invdl_dense_pad(n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t m = 0; m < lanes; m++)
+            z[i * LL + m] = m == f->perm[i] ? 1.0 : 0.0;
+    invdl_dense_solve(k, n, f->lu, ld, 1, 0, 1, lanes, z, LL);
+    invdl_dense_solve(k, n, f->lu, ld, 1, 1, 0, lanes, z, LL);
+    double inv = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0.0;
+        for (size_t m = 0; m < n; m++)
+            sum += fabs(z[i * LL + m]);
+        inv = sum > inv || sum != sum ? sum : inv;
+    }
+    f->inv_norm = inv;
+}
+
+void invdl_dense_plu_forward(const invdl_dense_kernels *k, const invdl_dense_plu *f,
+                             const float *bias, size_t batch, const float *x, float *y,
+                             double *scratch)
+{
+    size_t n = f->n, ld = invdl_dense_ld(n);
+    double *xt = scratch, *zt = scratch + LL * ld;
+    for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
+        size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
+        stage_lanes(n, cnt, x + s0 * n, NULL, NULL, xt);
+        invdl_dense_product(k, n, f->lu, f->lu_ld, 1, 1, 0, lanes, xt, LL, zt, LL);
+        invdl_dense_product(k, n, f->lu, f->lu_ld, 1, 0, 1, lanes, zt, LL, xt, LL);
+        unstage_lanes(n, cnt, xt, f->perm, bias, y + s0 * n);
+    }
+}
+
+void invdl_dense_plu_inverse(const invdl_dense_kernels *k, const invdl_dense_plu *f,
+                             const float *bias, size_t batch, const float *y, float *x,
+                             double *scratch)
+{
+    size_t n = f->n;
+    double *zt = scratch;
+    for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
+        size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
+        stage_lanes(n, cnt, y + s0 * n, f->perm, bias, zt);
+        invdl_dense_solve(k, n, f->lu, f->lu_ld, 1, 0, 1, lanes, zt, LL);
+        invdl_dense_solve(k, n, f->lu, f->lu_ld, 1, 1, 0, lanes, zt, LL);
+        unstage_lanes(n, cnt, zt, NULL, NULL, x + s0 * n);
+    }
+}
+
+/* ds_i +-= sum over the block's samples of a_i x_i where u_i is s_i: the
+ * diagonal of the dU term, in sample order. */
+static void accumulate_diagonal(const invdl_dense_plu *f, size_t cnt, const double *at,
+                                const float *x, double *ds, int sub)
+{
+    size_t n = f->n;
+    for (size_t i = 0; i < n; i++) {
+        if (!f->unfloored[i])
+            continue;
+        double acc = ds[i];
+        for (size_t l = 0; l < cnt; l++) {
+            double p = at[i * LL + l] * (double)x[l * n + i];
+            acc = sub ? acc - p : acc + p;
+        }
+        ds[i] = acc;
+    }
+}
+
+void invdl_dense_plu_backward(const invdl_dense_kernels *k, const invdl_dense_plu *f,
+                              int inverse, size_t batch, const float *in, const float *out,
+                              const float *dout, float *din, double *dparams, double *scratch)
+{
+    size_t n = f->n, ld = invdl_dense_ld(n), tri = n * (n - 1) / 2;
+    const double *lu = f->lu;
+    size_t lld = f->lu_ld;
+    double *A = scratch, *B = scratch + LL * ld, *C = scratch + 2 * LL * ld;
+    /* The parts of dparams: L's, U's, s's and b's gradients. */
+    double *dup = dparams != NULL ? dparams + tri : NULL;
+    double *ds = dparams != NULL ? dparams + 2 * tri : NULL, *db = ds != NULL ? ds + n : NULL;
+    c_rows dl = {dparams, 0, n, n, C_LOWER}, du = {dup, 0, n, n, C_UPPER};
+    const float *x = inverse ? out : in;
+    for (size_t s0 = 0; s0 < batch; s0 += BLOCK) {
+        size_t cnt = min_size(BLOCK, batch - s0), lanes = invdl_dense_pad(cnt);
+        const float *gs = dout + s0 * n, *xs = x + s0 * n;
+        float *dst = din + s0 * n;
+        if (!inverse) {
+            /* B = g' (g'_i = g_perm[i]), C = h = L^T g', A = din = U^T h. */
+            stage_lanes(n, cnt, gs, f->perm, NULL, B);
+            invdl_dense_product(k, n, lu, 1, lld, 1, 1, lanes, B, LL, C, LL);
+            invdl_dense_product(k, n, lu, 1, lld, 0, 0, lanes, C, LL, A, LL);
+            unstage_lanes(n, cnt, A, NULL, NULL, dst);
+            if (dparams != NULL) {
+                /* db += g; dU += h x^T (ds its diagonal) with A = x by
+                 * feature strips; then C = z = U x and dL += g' z^T. */
+                accumulate_bias(n, cnt, B, f->perm, db, 0);
+                stage_feature_strips(n, cnt, xs, A);
+                zero_tail_rows(n, C);
+                accumulate_outer(k, n, cnt, C, A, &du, 0);
+                accumulate_diagonal(f, cnt, C, xs, ds, 0);
+                stage_lanes(n, cnt, xs, NULL, NULL, A);
+                invdl_dense_product(k, n, lu, lld, 1, 1, 0, lanes, A, LL, C, LL);
+                lanes_to_feature_strips(n, cnt, C, A);
+                accumulate_outer(k, n, cnt, B, A, &dl, 0);
+            }
+        } else {
+            /* A = a = U^-T g, then dU -= a x^T; A = c = L^-T a, din and db
+             * from c; C = z = U x, dL -= c z^T. */
+            stage_lanes(n, cnt, gs, NULL, NULL, A);
+            invdl_dense_solve(k, n, lu, 1, lld, 0, 0, lanes, A, LL);
+            if (dparams != NULL) {
+                zero_tail_rows(n, A);
+                stage_feature_strips(n, cnt, xs, B);
+                accumulate_outer(k, n, cnt, A, B, &du, 1);
+                accumulate_diagonal(f, cnt, A, xs, ds, 1);
+            }
+            invdl_dense_solve(k, n, lu, 1, lld, 1, 1, lanes, A, LL);
+            if (dparams != NULL) {
+                accumulate_bias(n, cnt, A, f->perm, db, 1);
+                stage_lanes(n, cnt, xs, NULL, NULL, B);
+                invdl_dense_product(k, n, lu, lld, 1, 1, 0, lanes, B, LL, C, LL);
+                lanes_to_feature_strips(n, cnt, C, B);
+                zero_tail_rows(n, A);
+                accumulate_outer(k, n, cnt, A, B, &dl, 1);
+            }
+            unstage_lanes(n, cnt, A, f->perm, NULL, dst);
         }
     }
 }

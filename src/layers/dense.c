@@ -8,16 +8,19 @@
  *
  * The derived data are W and W^T in double and the LU factors of W with
  * partial pivoting, in double, prepared whenever W changes (never inside a
- * prediction, so predictions only read the block).  The inverse solves with them in
- * double and rounds once, which makes every inverse sample the float
- * nearest a backward-stable solution; log|det W| is the sum of
- * log|u_ii|.  W is refused as numerically singular when its reciprocal
- * condition number in the 1-norm is below FLT_EPSILON: a relative
- * perturbation of the size of float rounding would then make it singular.
+ * prediction, so predictions only read the block) - except after the
+ * trainer's steps, which ask for W and W^T only and leave the
+ * factorisation for when something needs it (fit.c).  The inverse solves
+ * with the factors in double and rounds once, which makes every inverse
+ * sample the float nearest a backward-stable solution; log|det W| is the
+ * sum of log|u_ii|.  W is refused as numerically singular when its
+ * reciprocal condition number in the 1-norm is below FLT_EPSILON: a
+ * relative perturbation of the size of float rounding would then make it
+ * singular.
  *
  * The arithmetic runs a batch at a time in dense_kernels.c (cache-blocked,
- * AVX2 where the CPU has it) and gives exactly the results of the plain
- * per-sample loops in double.
+ * AVX-512 or AVX2 where the CPU has it) and gives exactly the results of
+ * the plain per-sample loops in double.
  */
 #include "kernels/dense_kernels.h"
 #include "layer.h"
@@ -26,25 +29,24 @@
 #include <math.h>
 #include <string.h>
 
-/* invdl_dense_scratch_count(width) <= invdl_scratch_new's rows * (width + pad) */
-_Static_assert(2 * INVDL_DENSE_LANES_LD <= INVDL_SCRATCH_ROWS &&
+/* invdl_dense_scratch_count(width) <= invdl_scratch_new's rows * (width + pad),
+ * for this kind and dense_lu. */
+_Static_assert(INVDL_DENSE_STAGED * INVDL_DENSE_LANES_LD <= INVDL_SCRATCH_ROWS &&
                    2 * INVDL_DENSE_NR - 1 <= INVDL_SCRATCH_PAD,
-               "the operations' scratch holds the dense layer's staged blocks");
+               "the operations' scratch holds the dense kinds' staged blocks");
 
-static size_t dense_count(size_t width)
+static size_t dense_count(size_t width, const float *settings)
 {
     size_t n;
+    (void)settings;
     /* SIZE_MAX, which no array can hold, where width*(width + 1) overflows. */
     return invdl_mul_size(width, width + 1, &n) ? n : SIZE_MAX;
 }
 
+/* Finite values: checked by dense_prepare as it reads them. */
 static int dense_valid(size_t width, const float *settings, const float *values)
 {
-    (void)settings;
-    size_t n = dense_count(width);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(values[i]))
-            return 0;
+    (void)width, (void)settings, (void)values;
     return 1;
 }
 
@@ -53,14 +55,22 @@ static void dense_cache_free(void *cache)
     invdl_dense_factors_free(cache);
 }
 
-static void *dense_cache_new(size_t width)
+static void *dense_cache_new(size_t width, const float *settings)
 {
+    (void)settings;
     return invdl_dense_factors_new(width);
 }
 
-static invdl_status dense_prepare(const invdl_params *p, const float *values, void *cache)
+/* Training's steps stage W and W^T only; the factorisation waits until an
+ * inverse, a log-det, a gain or the end of training needs it. */
+static invdl_status dense_prepare(const invdl_params *p, const float *values, void *cache,
+                                  int complete)
 {
-    (void)p;
+    size_t nn = p->width * p->width;
+    if (!invdl_dense_finite(p->width, values + nn))
+        return INVDL_EINVAL;
+    if (!complete)
+        return invdl_dense_stage(values, cache);
     return invdl_dense_factor(invdl_dense_kernels_best(), values, cache);
 }
 
@@ -114,8 +124,8 @@ static int dense_log_det_grad(const invdl_params *p, size_t batch, const float *
         memset(z, 0, n * ll * sizeof *z);
         for (size_t l = 0; l < cnt; l++)
             z[(k0 + l) * ll + l] = 1.0;
-        k->solve(n, f->lu, 1, f->lu_ld, 0, 0, lanes, z, ll);
-        k->solve(n, f->lu, 1, f->lu_ld, 1, 1, lanes, z, ll);
+        invdl_dense_solve(k, n, f->lu, 1, f->lu_ld, 0, 0, lanes, z, ll);
+        invdl_dense_solve(k, n, f->lu, 1, f->lu_ld, 1, 1, lanes, z, ll);
         for (size_t i = 0; i < n; i++)
             for (size_t l = 0; l < cnt; l++)
                 dparams[f->perm[i] * n + k0 + l] += coef * z[i * ll + l];
@@ -123,15 +133,18 @@ static int dense_log_det_grad(const invdl_params *p, size_t batch, const float *
     return 0;
 }
 
+static void dense_weights(const invdl_params *p, float *w, float *b)
+{
+    size_t nn = p->width * p->width;
+    memcpy(w, p->values, nn * sizeof *w);
+    memcpy(b, p->values + nn, p->width * sizeof *b);
+}
+
 static double dense_gain(const invdl_params *p, int inverse, size_t batch, const float *in,
                          const float *out)
 {
     const invdl_dense_factors *c = p->cache;
-    double slope = inverse ? c->norm : c->inv_norm;
-    double worst = 0.0;
-    for (size_t s = 0; s < batch; s++)
-        worst = invdl_gain_update(worst, slope, p->width, in + s * p->width, out + s * p->width);
-    return worst;
+    return invdl_affine_gain(p->width, inverse ? c->norm : c->inv_norm, batch, in, out);
 }
 
 const invdl_layer_ops invdl_dense_ops = {
@@ -146,6 +159,7 @@ const invdl_layer_ops invdl_dense_ops = {
     .backward = dense_backward,
     .log_det = dense_log_det,
     .log_det_grad = dense_log_det_grad,
+    .weights = dense_weights,
     .gain = dense_gain,
 };
 
@@ -205,6 +219,27 @@ static void orthogonal_from(double *a, double *v, double *q, size_t n)
             q[i * n + j] *= a[j];
 }
 
+double *invdl_orthogonal_new(size_t n, uint64_t seed)
+{
+    size_t nn;
+    if (!invdl_mul_size(n, n, &nn))
+        return NULL;
+    double *q = invdl_alloc_array(nn, sizeof *q);
+    double *work = invdl_alloc_array(nn, 2 * sizeof *work);
+    if (q == NULL || work == NULL) {
+        invdl_free(q);
+        invdl_free(work);
+        return NULL;
+    }
+    double *a = work, *v = work + nn;
+    uint64_t state = seed;
+    for (size_t i = 0; i < nn; i++)
+        a[i] = invdl_rng_normal(&state);
+    orthogonal_from(a, v, q, n);
+    invdl_free(work);
+    return q;
+}
+
 invdl_layer *invdl_layer_dense(size_t width, uint64_t seed)
 {
     size_t nn, count;
@@ -212,20 +247,15 @@ invdl_layer *invdl_layer_dense(size_t width, uint64_t seed)
         !invdl_mul_size(width, width, &nn))
         return NULL;
     float *values = invdl_alloc_array(count, sizeof *values);
-    double *work = invdl_alloc_array(nn, 3 * sizeof *work);
-    if (values == NULL || work == NULL) {
+    double *q = invdl_orthogonal_new(width, seed);
+    if (values == NULL || q == NULL) {
         invdl_free(values);
-        invdl_free(work);
+        invdl_free(q);
         return NULL;
     }
-    double *a = work, *v = work + nn, *q = work + 2 * nn;
-    uint64_t state = seed;
-    for (size_t i = 0; i < nn; i++)
-        a[i] = invdl_rng_normal(&state);
-    orthogonal_from(a, v, q, width);
     for (size_t i = 0; i < nn; i++)
         values[i] = (float)q[i];
     memset(values + nn, 0, width * sizeof *values);
-    invdl_free(work);
+    invdl_free(q);
     return invdl_layer_create(&invdl_dense_ops, width, NULL, values, NULL);
 }

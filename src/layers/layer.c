@@ -12,6 +12,7 @@ extern const invdl_layer_ops invdl_ssin_ops;
 extern const invdl_layer_ops invdl_abstanh_ops;
 extern const invdl_layer_ops invdl_mprelu_ops;
 extern const invdl_layer_ops invdl_dense_ops;
+extern const invdl_layer_ops invdl_dense_lu_ops;
 
 /* Every kind a model file may name.  A new kind adds its table here. */
 static const invdl_layer_ops *const known_kinds[] = {
@@ -19,6 +20,7 @@ static const invdl_layer_ops *const known_kinds[] = {
     &invdl_abstanh_ops,
     &invdl_mprelu_ops,
     &invdl_dense_ops,
+    &invdl_dense_lu_ops,
 };
 
 const invdl_layer_ops *invdl_layer_ops_for_kind(uint32_t kind)
@@ -64,6 +66,7 @@ static void params_destroy(invdl_params *p)
         p->ops->cache_free(p->spare);
     }
     invdl_free(p->values);
+    invdl_free(p->settings);
     invdl_free(p);
 }
 
@@ -73,7 +76,12 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     invdl_status st = INVDL_ENOMEM;
     invdl_params *p = NULL;
     invdl_layer *l = NULL;
-    size_t count = ops->count(width);
+    size_t nsettings;
+    if (!invdl_settings_count(ops, width, &nsettings)) {
+        st = INVDL_EINVAL;
+        goto fail;
+    }
+    size_t count = ops->count(width, settings);
 
     if (invdl_bad_width(width)) {
         st = INVDL_EINVAL;
@@ -81,7 +89,7 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     }
     if (count > 0 && values == NULL)
         goto fail;
-    if (!ops->valid(width, settings, values)) {
+    if (count == SIZE_MAX || !ops->valid(width, settings, values)) {
         st = INVDL_EINVAL;
         goto fail;
     }
@@ -95,20 +103,29 @@ invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const 
     p->count = count;
     p->values = values;
     values = NULL;
-    memset(p->settings, 0, sizeof p->settings);
-    if (ops->nsettings > 0)
-        memcpy(p->settings, settings, ops->nsettings * sizeof *settings);
+    p->nsettings = nsettings;
+    p->settings = NULL;
     p->cache = p->spare = NULL;
     p->training = 0;
+    p->partial = 0;
+    if (nsettings > 0) {
+        p->settings = invdl_alloc_array(nsettings, sizeof *p->settings);
+        if (p->settings == NULL) {
+            params_destroy(p);
+            p = NULL;
+            goto fail;
+        }
+        memcpy(p->settings, settings, nsettings * sizeof *settings);
+    }
     if (ops->cache_new != NULL) {
-        p->cache = ops->cache_new(width);
-        p->spare = ops->cache_new(width);
+        p->cache = ops->cache_new(width, p->settings);
+        p->spare = ops->cache_new(width, p->settings);
         if (p->cache == NULL || p->spare == NULL) {
             params_destroy(p);
             p = NULL;
             goto fail;
         }
-        st = ops->prepare(p, p->values, p->cache);
+        st = ops->prepare(p, p->values, p->cache, 1);
         if (st != INVDL_OK) {
             params_destroy(p);
             p = NULL;
@@ -174,8 +191,11 @@ invdl_status invdl_params_assign(invdl_params *p, const float *values)
     return invdl_params_assign_all(&p, 1, values);
 }
 
-invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks,
-                                     const float *values)
+/* Prepares every block's cache for `values` into its spare, then swaps
+ * them in (all or none).  complete == 0 prepares what training's forward
+ * products need (layer.h). */
+static invdl_status assign(invdl_params *const *blocks, size_t nblocks, const float *values,
+                           int complete)
 {
     /* First check and prepare everything into the spare caches, then
      * commit: a failure anywhere leaves every block as it was.  Offsets,
@@ -187,7 +207,7 @@ invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks
         if (!p->ops->valid(p->width, p->settings, v))
             return INVDL_EINVAL;
         if (p->ops->cache_new != NULL) {
-            invdl_status st = p->ops->prepare(p, v, p->spare);
+            invdl_status st = p->ops->prepare(p, v, p->spare, complete);
             if (st != INVDL_OK)
                 return st;
         }
@@ -207,10 +227,55 @@ invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks
             void *t = p->cache;
             p->cache = p->spare;
             p->spare = t;
+            p->partial = p->cache != NULL && !complete;
         }
         at += p->count;
     }
     return INVDL_OK;
+}
+
+invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks,
+                                     const float *values)
+{
+    return assign(blocks, nblocks, values, 1);
+}
+
+invdl_status invdl_params_assign_all_partial(invdl_params *const *blocks, size_t nblocks,
+                                             const float *values)
+{
+    return assign(blocks, nblocks, values, 0);
+}
+
+invdl_status invdl_params_complete_all(invdl_params *const *blocks, size_t nblocks)
+{
+    for (size_t i = 0; i < nblocks; i++) {
+        const invdl_params *p = blocks[i];
+        if (p->partial) {
+            invdl_status st = p->ops->prepare(p, p->values, p->spare, 1);
+            if (st != INVDL_OK)
+                return st;
+        }
+    }
+    for (size_t i = 0; i < nblocks; i++) {
+        invdl_params *p = blocks[i];
+        if (p->partial) { /* cleared here: a block listed twice swaps once */
+            void *t = p->cache;
+            p->cache = p->spare;
+            p->spare = t;
+            p->partial = 0;
+        }
+    }
+    return INVDL_OK;
+}
+
+void invdl_params_project_all(invdl_params *const *blocks, size_t nblocks, float *values)
+{
+    size_t at = 0;
+    for (size_t b = 0; b < nblocks; b++) {
+        if (blocks[b]->ops->project != NULL && blocks[b]->count > 0)
+            blocks[b]->ops->project(blocks[b], values + at);
+        at += blocks[b]->count;
+    }
 }
 
 void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst)
@@ -276,6 +341,30 @@ float invdl_layer_alpha_min(const invdl_layer *layer)
     if (layer == NULL || layer->params->ops != &invdl_mprelu_ops)
         return 0.0f;
     return layer->params->settings[0];
+}
+
+float invdl_layer_s_min(const invdl_layer *layer)
+{
+    if (layer == NULL || layer->params->ops != &invdl_dense_lu_ops)
+        return 0.0f;
+    return layer->params->settings[0];
+}
+
+invdl_status invdl_layer_permutation(const invdl_layer *layer, size_t *perm)
+{
+    if (layer == NULL || perm == NULL || layer->params->ops != &invdl_dense_lu_ops)
+        return INVDL_EINVAL;
+    for (size_t i = 0; i < layer->width; i++)
+        perm[i] = (size_t)layer->params->settings[1 + i];
+    return INVDL_OK;
+}
+
+invdl_status invdl_layer_weights(const invdl_layer *layer, float *W, float *b)
+{
+    if (layer == NULL || W == NULL || b == NULL || layer->params->ops->weights == NULL)
+        return INVDL_EINVAL;
+    layer->params->ops->weights(layer->params, W, b);
+    return INVDL_OK;
 }
 
 /* Arguments of the batch calls: a layer, and batch*width floats that fit. */
@@ -395,15 +484,20 @@ int invdl_layer_log_det_grad(const invdl_layer *l, size_t batch, const float *in
 
 /* ---- helpers for the elementwise kinds -------------------------------- */
 
+/* max |v_j|, NaN if any v_j is NaN: the largest magnitude's bit pattern
+ * (NaNs have the largest), without a branch per value. */
 static double row_max_abs(size_t width, const float *v)
 {
-    double m = 0.0;
+    uint32_t m = 0;
     for (size_t j = 0; j < width; j++) {
-        double a = fabs((double)v[j]);
-        if (a > m || a != a)
-            m = a;
+        uint32_t bits;
+        memcpy(&bits, &v[j], sizeof bits);
+        bits &= 0x7fffffffu;
+        m = bits > m ? bits : m;
     }
-    return m;
+    float f;
+    memcpy(&f, &m, sizeof f);
+    return (double)f;
 }
 
 double invdl_gain_update(double worst, double slope, size_t width, const float *in,
@@ -420,14 +514,23 @@ double invdl_gain_update(double worst, double slope, size_t width, const float *
     return g > worst ? g : worst;
 }
 
+double invdl_affine_gain(size_t width, double slope, size_t batch, const float *in,
+                         const float *out)
+{
+    double worst = 0.0;
+    for (size_t s = 0; s < batch; s++)
+        worst = invdl_gain_update(worst, slope, width, in + s * width, out + s * width);
+    return worst;
+}
+
 static const invdl_elementwise *elementwise_of(const invdl_params *p)
 {
     return (const invdl_elementwise *)p->ops->data;
 }
 
-size_t invdl_elementwise_count(size_t width)
+size_t invdl_elementwise_count(size_t width, const float *settings)
 {
-    (void)width;
+    (void)width, (void)settings;
     return 0;
 }
 

@@ -3,9 +3,10 @@
  * share.
  *
  * A layer is a direction (forward or inverse) over a parameter block.  The
- * block holds the trainable values, the kind's fixed settings and the data
- * derived from the values (a dense layer's LU factors); it is reference
- * counted, so a layer and every inverse made from it read one block.
+ * block holds the trainable values, the kind's fixed settings (mprelu's
+ * alpha_min; dense_lu's s_min and permutation) and the data derived from
+ * both (a dense layer's LU factors); it is reference counted, so a layer
+ * and every inverse made from it read one block.
  *
  * A kind is one table of operations (invdl_layer_ops) in its own file; the
  * table lists in layer.c name every kind a model file may hold.  Adding a
@@ -24,16 +25,13 @@ typedef atomic_size_t invdl_refcount;
 typedef size_t invdl_refcount;
 #endif
 
-/* The most fixed settings a kind has (mprelu: alpha_min). */
-#define INVDL_MAX_SETTINGS 2
-
 typedef struct invdl_params invdl_params;
 
 /* Scratch of the operations: INVDL_SCRATCH_ROWS rows of width +
  * INVDL_SCRATCH_PAD doubles, whatever the batch.  The elementwise kinds use
- * two rows; a dense layer stages blocks of samples in double
+ * two rows; the dense kinds stage up to three blocks of samples in double
  * (dense_kernels.h). */
-#define INVDL_SCRATCH_ROWS 80
+#define INVDL_SCRATCH_ROWS 120
 #define INVDL_SCRATCH_PAD 16
 
 _Static_assert(INVDL_MAX_WIDTH <= (size_t)PTRDIFF_MAX / (INVDL_SCRATCH_ROWS * sizeof(double)) -
@@ -55,17 +53,36 @@ static inline double *invdl_scratch_new(size_t width)
 typedef struct invdl_layer_ops {
     const char *name;
     uint32_t kind;       /* the kind's number in model files: never reused */
-    size_t nsettings;    /* fixed settings stored with the parameters */
-    /* Trainable floats for this width; 0 when the kind has none. */
-    size_t (*count)(size_t width);
-    /* Whether settings and values are acceptable (finite, in range). */
+    /* Fixed settings stored with the values: nsettings, plus
+     * settings_per_feature for each of the width features (dense_lu: s_min,
+     * then its permutation).  invdl_settings_count() adds them up. */
+    size_t nsettings;
+    size_t settings_per_feature;
+    /* Trainable floats for this width and these settings, whatever they
+     * hold (read from a file, not yet validated): SIZE_MAX where no array
+     * could hold them.  0 when the kind has none. */
+    size_t (*count)(size_t width, const float *settings);
+    /* Whether settings and values are acceptable (finite, in range).  A
+     * kind with derived data may leave checks to prepare, which reads every
+     * value anyway: one pass over the values per step instead of two. */
     int (*valid)(size_t width, const float *settings, const float *values);
     /* Derived data.  cache_new may be NULL (the kind derives nothing);
-     * otherwise prepare fills a cache from values without allocating, and
-     * returns INVDL_OK or INVDL_ESINGULAR. */
-    void *(*cache_new)(size_t width);
+     * otherwise prepare fills a cache from the settings and values without
+     * allocating.  With complete == 0 it may leave out what only inverses,
+     * log-dets and gains read (a dense layer's factorisation): the trainer
+     * asks for that after its steps when nothing else needs them, and the
+     * cache then serves only apply() and backward() in the forward
+     * direction.  Returns INVDL_OK; INVDL_ESINGULAR (only when complete);
+     * INVDL_EINVAL for what valid left to it (the dense kinds: values not
+     * finite, a permutation with a repeated index). */
+    void *(*cache_new)(size_t width, const float *settings);
     void (*cache_free)(void *cache);
-    invdl_status (*prepare)(const invdl_params *p, const float *values, void *cache);
+    invdl_status (*prepare)(const invdl_params *p, const float *values, void *cache,
+                            int complete);
+    /* Moves values into the region training keeps them in, after an
+     * optimizer's step (dense_lu: |s_i| below s_min becomes
+     * copysign(s_min, s_i)).  NULL: every finite value is in it. */
+    void (*project)(const invdl_params *p, float *values);
     /* out = f(in) or g(in); in == out allowed.  INVDL_EDOMAIN is reported
      * with every output written. */
     invdl_status (*apply)(const invdl_params *p, int inverse, size_t batch, const float *in,
@@ -88,6 +105,9 @@ typedef struct invdl_layer_ops {
      * the kind's backward (layer.c), so every kind supplies only this. */
     int (*log_det_grad)(const invdl_params *p, size_t batch, const float *x, double scale,
                         float *dx, double *dparams, double *scratch);
+    /* An affine kind's forward map y = W x + b: W row-major [width][width]
+     * and b[width].  NULL for kinds that are not affine. */
+    void (*weights)(const invdl_params *p, float *w, float *b);
     /* For memory-saving backprop: a bound on how much rebuilding this
      * direction's input from its output amplifies a relative error in the
      * output, max over samples of |J_rebuild|_inf * |out_s|_inf / |in_s|_inf.
@@ -103,10 +123,12 @@ struct invdl_params {
     size_t width;
     size_t count;               /* trainable floats */
     float *values;              /* owned, count floats (NULL when count == 0) */
-    float settings[INVDL_MAX_SETTINGS];
+    size_t nsettings;           /* invdl_settings_count(ops, width) */
+    float *settings;            /* owned, nsettings floats (NULL when there are none) */
     void *cache;                /* owned: derived from values, NULL if the kind has none */
     void *spare;                /* owned: where the next cache is prepared */
     int training;               /* a fit is training a model holding this block */
+    int partial;                /* 1: cache prepared with complete == 0 (training) */
 };
 
 struct invdl_layer {
@@ -116,14 +138,24 @@ struct invdl_layer {
     int in_model;         /* owned by a model, which frees it */
 };
 
+/* *count = the settings of `ops` at `width`; 0 when that overflows. */
+static inline int invdl_settings_count(const invdl_layer_ops *ops, size_t width, size_t *count)
+{
+    size_t per;
+    if (!invdl_mul_size(width, ops->settings_per_feature, &per) || per > SIZE_MAX - ops->nsettings)
+        return 0;
+    *count = ops->nsettings + per;
+    return 1;
+}
+
 /* The kinds a model file may name, by number; NULL if unknown. */
 const invdl_layer_ops *invdl_layer_ops_for_kind(uint32_t kind);
 
 /* A new layer over a new block of `ops`, taking `values` (count floats,
  * allocated with invdl_malloc, NULL when count is 0; freed on failure) and
- * copying `settings`.  NULL on a bad width (invdl_bad_width), ENOMEM,
- * invalid values or singular data; the reason goes to *status if not
- * NULL. */
+ * copying `settings` (invdl_settings_count() floats; NULL when there are
+ * none).  NULL on a bad width (invdl_bad_width), ENOMEM, invalid settings
+ * or values, or singular data; the reason goes to *status if not NULL. */
 invdl_layer *invdl_layer_create(const invdl_layer_ops *ops, size_t width, const float *settings,
                                 float *values, invdl_status *status);
 
@@ -143,6 +175,22 @@ invdl_status invdl_params_assign(invdl_params *p, const float *values);
 invdl_status invdl_params_assign_all(invdl_params *const *blocks, size_t nblocks,
                                      const float *values);
 
+/* As invdl_params_assign_all(), preparing only the derived data that
+ * training's forward products need (prepare with complete == 0: no
+ * factorisation, never INVDL_ESINGULAR); the blocks are marked partial.
+ * Only for the trainer, which completes them before anyone else reads
+ * them. */
+invdl_status invdl_params_assign_all_partial(invdl_params *const *blocks, size_t nblocks,
+                                             const float *values);
+
+/* Completes the derived data of the blocks left partial, in place: all or
+ * none.  INVDL_OK, or INVDL_ESINGULAR with every block as it was. */
+invdl_status invdl_params_complete_all(invdl_params *const *blocks, size_t nblocks);
+
+/* Applies each block's project operation to its part of values (the
+ * blocks' values back to back), e.g. after an optimizer's step. */
+void invdl_params_project_all(invdl_params *const *blocks, size_t nblocks, float *values);
+
 /* Copies the blocks' values back to back into dst. */
 void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst);
 
@@ -151,6 +199,17 @@ void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst
  * combine samples. */
 double invdl_gain_update(double worst, double slope, size_t width, const float *in,
                          const float *out);
+
+/* The gain operation of an affine kind (dense, dense_lu): slope |W^-1|_inf
+ * for rebuilding the forward map's input, |W|_inf for the inverse's, given
+ * as `slope`. */
+double invdl_affine_gain(size_t width, double slope, size_t batch, const float *in,
+                         const float *out);
+
+/* The n x n orthogonal matrix the dense kinds start from (dense.c), in a
+ * new array of n*n doubles the caller frees with invdl_free; NULL on
+ * ENOMEM. */
+double *invdl_orthogonal_new(size_t n, uint64_t seed);
 
 /* Runs one layer in its own direction (inverse == 0) or the other one. */
 static inline invdl_status invdl_layer_run(const invdl_layer *l, int other, size_t batch,
@@ -190,7 +249,7 @@ typedef struct invdl_elementwise {
     float xmax;                 /* forward inputs beyond this are outside the domain */
 } invdl_elementwise;
 
-size_t invdl_elementwise_count(size_t width);
+size_t invdl_elementwise_count(size_t width, const float *settings);
 int invdl_elementwise_valid(size_t width, const float *settings, const float *values);
 invdl_status invdl_elementwise_apply(const invdl_params *p, int inverse, size_t batch,
                                      const float *in, float *out, double *scratch);

@@ -10,9 +10,11 @@
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
 
-static size_t mprelu_count(size_t width)
+static size_t mprelu_count(size_t width, const float *settings)
 {
+    (void)settings;
     return width;
 }
 
@@ -36,15 +38,32 @@ static invdl_status mprelu_apply(const invdl_params *p, int inverse, size_t batc
     return invdl_mprelu_forward(batch, p->width, p->values, p->settings[0], in, out);
 }
 
-/* scratch[0..width) = slopes a, scratch[width..2 width) = da/dalpha. */
-static void mprelu_slopes(const invdl_params *p, double *scratch)
+/* scratch[0..width) = slopes a, scratch[width..2 width) = da/dalpha,
+ * scratch[2 width..3 width) = the negative branch's dout/din factor (a
+ * forward, 1/a inverse). */
+static void mprelu_slopes(const invdl_params *p, int inverse, double *scratch)
 {
     double amin = (double)p->settings[0];
     for (size_t j = 0; j < p->width; j++) {
         double alpha = (double)p->values[j], m = fabs(alpha);
-        scratch[j] = m > amin ? m : amin;
+        double a = m > amin ? m : amin;
+        scratch[j] = a;
         scratch[p->width + j] = m > amin ? (alpha < 0 ? -1.0 : 1.0) : 0.0;
+        scratch[2 * p->width + j] = inverse ? 1.0 / a : a;
     }
+}
+
+/* a if take, else b: a select on bits, which compilers keep free of the
+ * jump a ?: becomes (the signs it depends on are data, a jump mispredicts
+ * half the time). */
+static inline double select_double(int take, double a, double b)
+{
+    uint64_t x, y, mask = (uint64_t)0 - (uint64_t)(take != 0);
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    x = (x & mask) | (y & ~mask);
+    memcpy(&a, &x, sizeof a);
+    return a;
 }
 
 static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, const float *in,
@@ -52,28 +71,31 @@ static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, co
                             double *scratch)
 {
     size_t width = p->width;
-    const double *a = scratch, *da = scratch + width;
-    mprelu_slopes(p, scratch);
+    const double *a = scratch, *da = scratch + width, *slope = scratch + 2 * width;
+    mprelu_slopes(p, inverse, scratch);
+    /* The branch is read from the output, which memory-saving backprop is
+     * given (it rebuilds the input from it): where a*x or y/a underflows to
+     * -0 the input's sign is lost, and both modes then agree on the
+     * identity branch.  The identity branch's factor 1 gives dout
+     * exactly. */
     for (size_t s = 0; s < batch; s++) {
-        for (size_t j = 0; j < width; j++) {
-            size_t k = s * width + j;
-            double v = (double)in[k], g = (double)dout[k];
-            /* The branch is read from the output, which memory-saving
-             * backprop is given (it rebuilds the input from it): where a*x
-             * or y/a underflows to -0 the input's sign is lost, and both
-             * modes then agree on the identity branch. */
-            if (!(out[k] < 0.0f)) {
-                din[k] = dout[k];
-                continue;
-            }
-            /* Forward: y = a x, dy/dx = a, dy/da = x.
-             * Inverse: x = y / a, dx/dy = 1/a, dx/da = -y / a^2. */
-            double slope = inverse ? 1.0 / a[j] : a[j];
-            double by_a = inverse ? -v / (a[j] * a[j]) : v;
-            din[k] = (float)(slope * g);
-            if (dparams != NULL)
-                dparams[j] += g * by_a * da[j];
-        }
+        const float *o = out + s * width, *x = in + s * width, *g = dout + s * width;
+        /* dparams first: din may alias dout.  Forward: y = a x, dy/da = x.
+         * Inverse: x = y / a, dx/da = -y / a^2. */
+        if (dparams != NULL && !inverse)
+            for (size_t j = 0; j < width; j++)
+                dparams[j] = select_double(o[j] < 0.0f,
+                                           dparams[j] + (double)g[j] * (double)x[j] * da[j],
+                                           dparams[j]);
+        else if (dparams != NULL)
+            for (size_t j = 0; j < width; j++)
+                dparams[j] = select_double(
+                    o[j] < 0.0f,
+                    dparams[j] + (double)g[j] * (-(double)x[j] / (a[j] * a[j])) * da[j],
+                    dparams[j]);
+        float *d = din + s * width;
+        for (size_t j = 0; j < width; j++)
+            d[j] = (float)(select_double(o[j] < 0.0f, slope[j], 1.0) * (double)g[j]);
     }
 }
 
@@ -106,7 +128,7 @@ static int mprelu_log_det_grad(const invdl_params *p, size_t batch, const float 
     if (dparams == NULL)
         return 0;
     const double *a = scratch, *da = scratch + width;
-    mprelu_slopes(p, scratch);
+    mprelu_slopes(p, 0, scratch);
     for (size_t j = 0; j < width; j++) {
         size_t negative = 0;
         for (size_t s = 0; s < batch; s++)
@@ -122,21 +144,27 @@ static double mprelu_gain(const invdl_params *p, int inverse, size_t batch, cons
     double amin = (double)p->settings[0];
     size_t width = p->width;
     double worst = 0.0;
-    for (size_t s = 0; s < batch; s++) {
-        const float *i_row = in + s * width, *o_row = out + s * width;
-        double slope = 1.0;
+    /* Samples in groups of 32, column by column, so that each column's
+     * slope is worked out once per group. */
+    for (size_t s0 = 0; s0 < batch; s0 += 32) {
+        size_t cnt = batch - s0 < 32 ? batch - s0 : 32;
+        double slope[32];
+        for (size_t s = 0; s < cnt; s++)
+            slope[s] = 1.0;
         for (size_t j = 0; j < width; j++) {
-            if (o_row[j] < 0.0f) {
-                double m = fabs((double)p->values[j]);
-                double a = m > amin ? m : amin;
-                /* Rebuilding f's input divides by a; rebuilding g's input
-                 * multiplies by it. */
-                double d = inverse ? a : 1.0 / a;
-                if (d > slope)
-                    slope = d;
+            double m = fabs((double)p->values[j]);
+            double a = m > amin ? m : amin;
+            /* Rebuilding f's input divides by a; rebuilding g's input
+             * multiplies by it. */
+            double d = inverse ? a : 1.0 / a;
+            for (size_t s = 0; s < cnt; s++) {
+                double cand = select_double(out[(s0 + s) * width + j] < 0.0f, d, 1.0);
+                slope[s] = cand > slope[s] ? cand : slope[s];
             }
         }
-        worst = invdl_gain_update(worst, slope, width, i_row, o_row);
+        for (size_t s = 0; s < cnt; s++)
+            worst = invdl_gain_update(worst, slope[s], width, in + (s0 + s) * width,
+                                      out + (s0 + s) * width);
     }
     return worst;
 }

@@ -23,6 +23,15 @@
  *     since the last stored activation would exceed max_gain,
  * and a batch whose rebuilding still fails (NaN, domain) is redone with
  * stored activations.
+ *
+ * Derived data.  A step changes the parameters, and a dense layer derives
+ * from its W both what the forward products read (W and W^T in double)
+ * and what only inverses, log-dets and gains read (LU factors, norms: the
+ * O(width^3) part).  Unless the latter are needed at every step
+ * (factors_needed_each_step), each step prepares only the former and the
+ * factorisation runs at the end of each epoch, where a numerically
+ * singular W sends the parameters back to the epoch's start
+ * (INVDL_ESINGULAR).
  */
 #include "model.h"
 #include "rng.h"
@@ -96,6 +105,21 @@ static int loss_needs_log_det(const invdl_fit_options *o)
 static int bad_targets(const invdl_fit_options *o, const float *y)
 {
     return y == NULL && o->loss == INVDL_LOSS_MSE;
+}
+
+/* Whether each step must leave every layer's derived data complete: when
+ * memory-saving backprop rebuilds inputs through inverses and weighs their
+ * gains, when a layer with derived data runs in its inverse direction
+ * (a dense layer's inverse and its backward solve with the factors), or
+ * when the loss reads log|det J| and its gradient. */
+static int factors_needed_each_step(const invdl_model *m, const invdl_fit_options *o)
+{
+    if (o->memory_saving || loss_needs_log_det(o))
+        return 1;
+    for (size_t l = 0; l < m->depth; l++)
+        if (m->layers[l]->inverse && m->layers[l]->params->ops->cache_new != NULL)
+            return 1;
+    return 0;
 }
 
 /* Everything one batch's forward and backward passes need, allocated once
@@ -556,7 +580,10 @@ static void restore_finite(trainer *t, size_t n, const float *x, const float *y,
 {
     for (size_t i = count; i-- > 0;) {
         double loss;
-        (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]);
+        /* A candidate reached by steps without factorisation may be
+         * singular: skipped. */
+        if (invdl_params_assign_all(t->blocks, t->nblocks, candidates[i]) != INVDL_OK)
+            continue;
         if (evaluate(t, n, x, y, &loss) == INVDL_OK && loss_is_finite(loss))
             return;
     }
@@ -615,6 +642,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
 
     double epoch_loss = 0.0;
     size_t epoch = 0, steps = 0;
+    int complete_steps = factors_needed_each_step(model, o);
     st = INVDL_OK;
     if (o->epochs == 0)
         st = evaluate(&t, n, x, y, &epoch_loss);
@@ -675,7 +703,10 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 adam_step(o, np, good, t.grad, scale, steps + 1, moments, moments + np, next);
             else
                 sgd_step(o, np, good, t.grad, scale, velocity, next);
-            invdl_status a = invdl_params_assign_all(t.blocks, t.nblocks, next);
+            invdl_params_project_all(t.blocks, t.nblocks, next);
+            invdl_status a = complete_steps
+                                 ? invdl_params_assign_all(t.blocks, t.nblocks, next)
+                                 : invdl_params_assign_all_partial(t.blocks, t.nblocks, next);
             if (a != INVDL_OK) {
                 /* Non-finite values (divergence), or a singular W: nothing
                  * was assigned, the parameters are still those of this
@@ -694,6 +725,14 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         if (st != INVDL_OK)
             break;
         epoch_loss = sum / (double)n;
+        if (!complete_steps && invdl_params_complete_all(t.blocks, t.nblocks) != INVDL_OK) {
+            /* The epoch's steps made a W singular: back to its start,
+             * whose factorisation succeeded at the end of the epoch
+             * before (or when the model was built). */
+            (void)invdl_params_assign_all(t.blocks, t.nblocks, epoch_start);
+            st = INVDL_ESINGULAR;
+            break;
+        }
         if (o->on_epoch != NULL &&
             (o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss) ||
              model->free_pending)) {

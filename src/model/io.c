@@ -13,9 +13,13 @@
  *   24      8     B: parameter blocks
  *   32      8     L: layers
  *   40            B blocks, each:
- *                   u32 kind (1 ssin, 2 abstanh, 3 mprelu, 4 dense)
- *                   u32 S: settings (mprelu 1: alpha_min; others 0)
- *                   u64 V: values (0; 0; width; width*width + width)
+ *                   u32 kind (1 ssin, 2 abstanh, 3 mprelu, 4 dense,
+ *                       5 dense_lu)
+ *                   u32 S: settings (mprelu 1: alpha_min; dense_lu
+ *                       1 + width: s_min, then the permutation p_0 ..
+ *                       p_width-1 as exact integers; others 0)
+ *                   u64 V: values (0; 0; width; width*width + width;
+ *                       width*width + width)
  *                   f32 settings[S], f32 values[V]
  *                 L layers, in the order they are applied, each:
  *                   u64 block index (< B)
@@ -30,9 +34,15 @@
  * block is used by at least one layer.  The loader checks the size and the
  * CRC before anything else (CRC-32 detects every single-bit error and
  * every burst up to 32 bits), then every field: known kind, the kind's
- * setting and value counts, finite values, valid settings, a nonsingular
- * W, indices in range, reserved fields 0, and no byte left over.  It
- * builds nothing until the whole file has been read.
+ * setting and value counts, finite values, valid settings (a permutation
+ * that is one), a nonsingular W, indices in range, reserved fields 0, and
+ * no byte left over.  It builds nothing until the whole file has been
+ * read.
+ *
+ * Compatibility.  The kinds added since version 1 was defined (dense_lu)
+ * change nothing in the layout, so the version stays 1: files written
+ * before them load unchanged, and a reader that predates a kind refuses a
+ * file holding it (INVDL_EFORMAT: unknown kind) before reading its block.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -105,8 +115,10 @@ static size_t file_size(const invdl_model *m, invdl_params *const *blocks, size_
         return 0;
     size += layers * sizeof(float);
     for (size_t b = 0; b < nblocks; b++) {
-        size_t floats = blocks[b]->ops->nsettings + blocks[b]->count;
-        if (floats > (SIZE_MAX - size - BLOCK_BYTES) / sizeof(float))
+        size_t ns = blocks[b]->nsettings, floats = ns + blocks[b]->count;
+        /* S is a u32 in the file. */
+        if (ns > UINT32_MAX || ns > SIZE_MAX - blocks[b]->count ||
+            floats > (SIZE_MAX - size - BLOCK_BYTES) / sizeof(float))
             return 0;
         size += BLOCK_BYTES + floats * sizeof(float);
     }
@@ -126,9 +138,9 @@ static void serialize(const invdl_model *m, invdl_params *const *blocks, size_t 
     for (size_t b = 0; b < nblocks; b++) {
         const invdl_params *k = blocks[b];
         p = put_u32(p, k->ops->kind);
-        p = put_u32(p, (uint32_t)k->ops->nsettings);
+        p = put_u32(p, (uint32_t)k->nsettings);
         p = put_u64(p, k->count);
-        p = put_floats(p, k->settings, k->ops->nsettings);
+        p = put_floats(p, k->settings, k->nsettings);
         p = put_floats(p, k->values, k->count);
     }
     for (size_t l = 0; l < m->depth; l++) {
@@ -344,35 +356,53 @@ static void free_layers(invdl_layer **layers, size_t n)
     invdl_free(layers);
 }
 
+/* Reads one block into a new forward layer at *layer. */
+static invdl_status read_block(reader *r, size_t width, invdl_layer **layer)
+{
+    uint32_t kind, nsettings;
+    uint64_t nvalues;
+    size_t expected;
+    if (!get_u32(r, &kind) || !get_u32(r, &nsettings) || !get_u64(r, &nvalues))
+        return INVDL_EFORMAT;
+    const invdl_layer_ops *ops = invdl_layer_ops_for_kind(kind);
+    if (ops == NULL || !invdl_settings_count(ops, width, &expected) || nsettings != expected ||
+        nsettings > r->left / 4)
+        return INVDL_EFORMAT;
+    float *settings = NULL, *values = NULL;
+    if (nsettings > 0) {
+        settings = invdl_alloc_array(nsettings, sizeof *settings);
+        if (settings == NULL)
+            return INVDL_ENOMEM;
+        (void)get_floats(r, settings, nsettings);
+    }
+    invdl_status st = INVDL_EFORMAT;
+    /* The value count may depend on the settings (read, not yet checked:
+     * count() copes with any). */
+    if (nvalues != ops->count(width, settings) || nvalues > r->left / 4)
+        goto done;
+    if (nvalues > 0) {
+        values = invdl_alloc_array((size_t)nvalues, sizeof *values);
+        if (values == NULL) {
+            st = INVDL_ENOMEM;
+            goto done;
+        }
+        (void)get_floats(r, values, (size_t)nvalues);
+    }
+    *layer = invdl_layer_create(ops, width, settings, values, &st);
+    if (*layer == NULL && st != INVDL_ENOMEM)
+        st = INVDL_EFORMAT;
+done:
+    invdl_free(settings);
+    return st;
+}
+
 /* Reads the B blocks into one forward layer each. */
 static invdl_status read_blocks(reader *r, size_t width, invdl_layer **blocks, size_t nblocks)
 {
     for (size_t b = 0; b < nblocks; b++) {
-        uint32_t kind, nsettings;
-        uint64_t nvalues;
-        if (!get_u32(r, &kind) || !get_u32(r, &nsettings) || !get_u64(r, &nvalues))
-            return INVDL_EFORMAT;
-        const invdl_layer_ops *ops = invdl_layer_ops_for_kind(kind);
-        if (ops == NULL || nsettings != ops->nsettings || nvalues != ops->count(width) ||
-            nvalues > r->left / 4)
-            return INVDL_EFORMAT;
-        float settings[INVDL_MAX_SETTINGS];
-        float *values = NULL;
-        if (!get_floats(r, settings, nsettings))
-            return INVDL_EFORMAT;
-        if (nvalues > 0) {
-            values = invdl_alloc_array((size_t)nvalues, sizeof *values);
-            if (values == NULL)
-                return INVDL_ENOMEM;
-            if (!get_floats(r, values, (size_t)nvalues)) {
-                invdl_free(values);
-                return INVDL_EFORMAT;
-            }
-        }
-        invdl_status st;
-        blocks[b] = invdl_layer_create(ops, width, settings, values, &st);
-        if (blocks[b] == NULL)
-            return st == INVDL_ENOMEM ? INVDL_ENOMEM : INVDL_EFORMAT;
+        invdl_status st = read_block(r, width, &blocks[b]);
+        if (st != INVDL_OK)
+            return st;
     }
     return INVDL_OK;
 }

@@ -10,7 +10,8 @@
  *   - a model it accepts saves to exactly as many bytes, and that file
  *     loads and saves again to the same bytes (the canonical form: blocks
  *     in order of first use);
- *   - the reloaded model has the same structure and parameters, and its
+ *   - the reloaded model has the same structure, settings (alpha_min,
+ *     s_min, a dense_lu layer's permutation, which is one) and parameters, and its
  *     predictions, inverse predictions and log-determinants are bit for
  *     bit those of the model first loaded.
  */
@@ -100,6 +101,24 @@ static void check_load(const uint8_t *data, size_t size)
         FUZZ_CHECK(invdl_layer_is_inverse(la) == invdl_layer_is_inverse(lb));
         FUZZ_CHECK(bits_of_float(invdl_layer_alpha_min(la)) ==
                    bits_of_float(invdl_layer_alpha_min(lb)));
+        FUZZ_CHECK(bits_of_float(invdl_layer_s_min(la)) == bits_of_float(invdl_layer_s_min(lb)));
+        if (invdl_layer_kind_of(la) == INVDL_LAYER_DENSE_LU) {
+            /* A permutation (the loader checked), the same in both. */
+            size_t w = invdl_model_width(m);
+            size_t *pa = malloc(w * sizeof *pa), *pb = malloc(w * sizeof *pb);
+            uint8_t *seen = calloc(w, 1);
+            FUZZ_CHECK(pa != NULL && pb != NULL && seen != NULL);
+            FUZZ_CHECK(invdl_layer_permutation(la, pa) == INVDL_OK);
+            FUZZ_CHECK(invdl_layer_permutation(lb, pb) == INVDL_OK);
+            FUZZ_CHECK(memcmp(pa, pb, w * sizeof *pa) == 0);
+            for (size_t i = 0; i < w; i++) {
+                FUZZ_CHECK(pa[i] < w && !seen[pa[i]]);
+                seen[pa[i]] = 1;
+            }
+            free(pa);
+            free(pb);
+            free(seen);
+        }
     }
     size_t c1, c2;
     float *p1 = params_of(m, &c1), *p2 = params_of(again, &c2);

@@ -3,9 +3,10 @@
  * files, log-densities, samples and training.
  *
  * The bytes choose a width (1..8), up to 12 layers (signed sin, abs-tanh,
- * PReLU with a chosen alpha_min, dense; inverse-direction layers; layers
- * linked to earlier ones), edits of single parameters (any float: refused
- * when not finite or when W turns singular, the block then unchanged), a
+ * PReLU with a chosen alpha_min, dense, dense_lu with a chosen s_min;
+ * inverse-direction layers; layers linked to earlier ones), edits of single
+ * parameters (any float: refused when not finite or when a dense W turns
+ * singular, the block then unchanged), a
  * batch of inputs (raw bit patterns or values in a range), and optionally
  * a short training run (SGD or Adam, mean squared error or the negative
  * log-likelihood, any settings, stored or memory-saving).
@@ -34,10 +35,18 @@
  *         (Higham, Theorem 9.4: (W + dW) z = y - b, |dW| <= gamma_{3n}
  *         |L||U|, and |L||U| <= n 2^{n-1} max|W| entrywise): adds
  *         |W^-1| (2^-53 (|y| + |b|) + 2 gamma_{3n} n 2^{n-1} max|W| sum|z|);
+ *       dense_lu W x + b = P L U x + b, two triangular products in double
+ *         then + b, rounded once: adds gamma_{2n+2} (|b| + P|L||U||x|);
+ *       dense_lu solve by its two triangular solves in double (Higham,
+ *         Theorem 8.5: each solves a system perturbed by gamma_n of its
+ *         factor, so (W + dW) z = y - b with |dW| <= (2 gamma_n +
+ *         gamma_n^2) P|L||U|): adds |W^-1| (2^-53 (|y| + |b|) +
+ *         (2 gamma_n + gamma_n^2) P|L||U||z|);
  *       Lipschitz constants: |W| and |W^-1| (the latter from an inverse
  *         computed here in long double, widened by 2^-12 n max|W^-1|,
  *         far above its error for the condition numbers the library
- *         accepts); signed sin's slope is at most 1.3910079 on |x| <= T
+ *         accepts; dense_lu's W and W^-1 formed here from L, U and P
+ *         and the triangular factors' inverses in long double); signed sin's slope is at most 1.3910079 on |x| <= T
  *         and 1 + |x| beyond; abs-tanh's at most 1.1996787; PReLU's 1 or
  *         a; the inverses of signed sin and abs-tanh have slope 1/f' at
  *         the preimage, whose minimum over an interval lies at an end
@@ -100,15 +109,16 @@ typedef struct layer_info {
     double b_abs[MAX_W];
     double inv_abs[MAX_W * MAX_W]; /* bound on |W^-1| */
     double solve_growth;           /* 2 gamma_{3n} n 2^{n-1} max|W| */
+    double lu_abs[MAX_W * MAX_W];  /* dense_lu: P|L||U|, rows in W's order */
 } layer_info;
 
 /* |W^-1| bounded entrywise, from Gauss-Jordan in long double. */
-static void inverse_bound(size_t n, const float *w, double *out)
+static void inverse_bound(size_t n, const long double *w, double *out)
 {
     long double a[MAX_W][2 * MAX_W];
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < 2 * n; j++)
-            a[i][j] = j < n ? (long double)w[i * n + j] : (long double)(j - n == i);
+            a[i][j] = j < n ? w[i * n + j] : (long double)(j - n == i);
     for (size_t k = 0; k < n; k++) {
         size_t piv = k;
         for (size_t i = k + 1; i < n; i++)
@@ -156,8 +166,69 @@ static void describe(const invdl_layer *l, size_t n, layer_info *info)
         }
         for (size_t i = 0; i < n; i++)
             info->b_abs[i] = fabs((double)p[n * n + i]);
-        inverse_bound(n, p, info->inv_abs);
+        long double wl[MAX_W * MAX_W];
+        for (size_t i = 0; i < n * n; i++)
+            wl[i] = (long double)p[i];
+        inverse_bound(n, wl, info->inv_abs);
         info->solve_growth = 2.0 * gamma_of(3 * (int)n) * (double)n * ldexp(1.0, (int)n - 1) * big;
+    } else if (info->kind == INVDL_LAYER_DENSE_LU) {
+        /* L, U (the floored diagonal) and P from the documented layout. */
+        float p[MAX_W * MAX_W + MAX_W];
+        size_t perm[MAX_W], tri = n * (n - 1) / 2;
+        FUZZ_CHECK(invdl_layer_get_params(l, n * n + n, p) == INVDL_OK);
+        FUZZ_CHECK(invdl_layer_permutation(l, perm) == INVDL_OK);
+        long double lo[MAX_W][MAX_W] = {{0}}, up[MAX_W][MAX_W] = {{0}};
+        float s_min = invdl_layer_s_min(l);
+        for (size_t i = 0; i < n; i++) {
+            lo[i][i] = 1.0L;
+            for (size_t k = 0; k < i; k++)
+                lo[i][k] = (long double)p[i * (i - 1) / 2 + k];
+            float s = p[2 * tri + i];
+            up[i][i] = (long double)(fabsf(s) >= s_min ? s : copysignf(s_min, s));
+            for (size_t k = i + 1; k < n; k++)
+                up[i][k] = (long double)p[tri + i * (2 * n - i - 1) / 2 + (k - i - 1)];
+        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                long double w = 0.0L, a = 0.0L;
+                for (size_t k = 0; k < n; k++) {
+                    w += lo[i][k] * up[k][j];
+                    a += fabsl(lo[i][k]) * fabsl(up[k][j]);
+                }
+                info->w_abs[perm[i] * n + j] = (double)fabsl(w) * (1.0 + 0x1p-40);
+                info->lu_abs[perm[i] * n + j] = (double)a * (1.0 + 0x1p-40);
+            }
+        for (size_t i = 0; i < n; i++)
+            info->b_abs[i] = fabs((double)p[n * n + i]);
+        /* W^-1 = U^-1 L^-1 P^T through the factors: with a tiny s_min W
+         * may be singular to long double precision, where elimination on W
+         * would meet a zero pivot, while the factors' inverses exist. */
+        long double li[MAX_W][MAX_W] = {{0}}, ui[MAX_W][MAX_W] = {{0}};
+        for (size_t j = 0; j < n; j++) {
+            for (size_t i = j; i < n; i++) { /* column j of L^-1 */
+                long double acc = i == j ? 1.0L : 0.0L;
+                for (size_t k = j; k < i; k++)
+                    acc -= lo[i][k] * li[k][j];
+                li[i][j] = acc;
+            }
+            for (size_t i = j + 1; i-- > 0;) { /* column j of U^-1 */
+                long double acc = i == j ? 1.0L : 0.0L;
+                for (size_t k = i + 1; k <= j; k++)
+                    acc -= up[i][k] * ui[k][j];
+                ui[i][j] = acc / up[i][i];
+            }
+        }
+        double big = 0.0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                long double acc = 0.0L; /* (U^-1 L^-1)_ij, column perm[j] of W^-1 */
+                for (size_t k = 0; k < n; k++)
+                    acc += ui[i][k] * li[k][j];
+                info->inv_abs[i * n + perm[j]] = (double)fabsl(acc);
+                big = fmax(big, info->inv_abs[i * n + perm[j]]);
+            }
+        for (size_t i = 0; i < n * n; i++)
+            info->inv_abs[i] += 0x1p-12 * (double)n * big;
     }
 }
 
@@ -217,26 +288,38 @@ static double lip_elementwise(const layer_info *info, size_t j, double a, double
     return m > 0.0L ? (double)(1.0L / m) : (double)INFINITY;
 }
 
-/* Bound on the rounding of the dense layer's map in direction `solve`
- * (0: W x + b, 1: W^-1 (x - b)) from in to out, added to acc. */
+/* Bound on the rounding of a dense or dense_lu layer's map in direction
+ * `solve` (0: W x + b, 1: W^-1 (x - b)) from in to out, added to acc. */
 static void dense_rounding(const layer_info *info, size_t n, int solve, const float *in,
                            const float *out, double *acc)
 {
+    int lu = info->kind == INVDL_LAYER_DENSE_LU;
     if (!solve) {
-        double g = gamma_of((int)n + 2);
+        double g = gamma_of(lu ? 2 * (int)n + 2 : (int)n + 2);
+        const double *mag = lu ? info->lu_abs : info->w_abs;
         for (size_t i = 0; i < n; i++) {
             double s = info->b_abs[i];
             for (size_t j = 0; j < n; j++)
-                s += info->w_abs[i * n + j] * fabs((double)in[j]);
+                s += mag[i * n + j] * fabs((double)in[j]);
             acc[i] += U24 * fabs((double)out[i]) + TINY + g * s;
         }
         return;
     }
-    double zsum = 0.0, t[MAX_W];
-    for (size_t m = 0; m < n; m++)
-        zsum += fabs((double)out[m]) * (1.0 + 0x1p-23) + 0x1p-149;
-    for (size_t k = 0; k < n; k++)
-        t[k] = 0x1p-53 * (fabs((double)in[k]) + info->b_abs[k]) + info->solve_growth * zsum;
+    double zsum = 0.0, z[MAX_W], t[MAX_W];
+    for (size_t m = 0; m < n; m++) {
+        z[m] = fabs((double)out[m]) * (1.0 + 0x1p-23) + 0x1p-149;
+        zsum += z[m];
+    }
+    double g2 = 2.0 * gamma_of((int)n) + gamma_of((int)n) * gamma_of((int)n);
+    for (size_t k = 0; k < n; k++) {
+        t[k] = 0x1p-53 * (fabs((double)in[k]) + info->b_abs[k]);
+        if (!lu) {
+            t[k] += info->solve_growth * zsum;
+            continue;
+        }
+        for (size_t m = 0; m < n; m++)
+            t[k] += g2 * info->lu_abs[k * n + m] * z[m];
+    }
     for (size_t i = 0; i < n; i++) {
         double s = 0.0;
         for (size_t k = 0; k < n; k++)
@@ -277,7 +360,7 @@ static void judge_sample(const layer_info *info, size_t depth, size_t n, const f
         /* local = spread + rounding: what the difference of the inputs can
          * become, plus what the two steps may round. */
         double spread[MAX_W] = {0}, rounding[MAX_W] = {0}, whole[MAX_W] = {0};
-        if (f->kind == INVDL_LAYER_DENSE) {
+        if (f->kind == INVDL_LAYER_DENSE || f->kind == INVDL_LAYER_DENSE_LU) {
             const double *lip = f->inverse ? f->inv_abs : f->w_abs;
             double delta[MAX_W] = {0};
             /* The inverse step g_l(v_l) -> v_{l-1} is the other direction. */
@@ -500,6 +583,15 @@ static float pick_alpha_min(uint8_t k)
     return choices[k % (sizeof choices / sizeof choices[0])];
 }
 
+static float pick_s_min(uint8_t k)
+{
+    static const float choices[] = {INVDL_DENSE_LU_S_MIN, 0.25f, 1e-30f, 0.5f};
+    return choices[k % (sizeof choices / sizeof choices[0])];
+}
+
+/* Kinds: 0 ssin, 1 abstanh, 2 mprelu, 3 dense, 4 dense_lu. */
+#define KINDS 5u
+
 static invdl_layer *new_layer(fuzz_bytes *b, int kind, size_t n)
 {
     switch (kind) {
@@ -509,7 +601,11 @@ static invdl_layer *new_layer(fuzz_bytes *b, int kind, size_t n)
         uint8_t seed = take_u8(b);
         return invdl_layer_mprelu_min(n, seed, pick_alpha_min(take_u8(b)));
     }
-    default: return invdl_layer_dense(n, take_u32(b));
+    case 3: return invdl_layer_dense(n, take_u32(b));
+    default: {
+        uint32_t seed = take_u32(b);
+        return invdl_layer_dense_lu_min(n, seed, pick_s_min(take_u8(b)));
+    }
     }
 }
 
@@ -519,16 +615,16 @@ static invdl_model *build(fuzz_bytes *b, size_t n)
     FUZZ_CHECK(m != NULL);
     size_t depth = take_u8(b) % (MAX_DEPTH + 1);
     for (size_t l = 0; l < depth; l++) {
-        uint8_t op = take_u8(b) % 6u;
+        uint8_t op = take_u8(b) % (KINDS + 2u);
         invdl_layer *layer;
-        if (op < 4) {
+        if (op < KINDS) {
             layer = new_layer(b, op, n);
-        } else if (op == 4 && l > 0) {
+        } else if (op == KINDS && l > 0) {
             /* Linked to an earlier layer: shares its block. */
             layer = invdl_layer_inverse(invdl_model_layer(m, take_u8(b) % l));
         } else {
             /* A layer computing its kind's inverse map. */
-            invdl_layer *fwd = new_layer(b, take_u8(b) % 4, n);
+            invdl_layer *fwd = new_layer(b, take_u8(b) % KINDS, n);
             layer = invdl_layer_inverse(fwd);
             invdl_layer_free(fwd);
         }
@@ -607,6 +703,20 @@ static void train(fuzz_bytes *b, invdl_model *m, invdl_model *inv, size_t batch,
     FUZZ_CHECK(p != NULL && q != NULL);
     FUZZ_CHECK(invdl_model_get_params(m, np, p) == INVDL_OK);
     FUZZ_CHECK(all_finite(np, p));
+    /* Every step was projected: after a whole fit no dense_lu s_i is left
+     * in its floor (an edit may have put one there before). */
+    for (size_t l = 0, at = 0; l < invdl_model_depth(m) && st == INVDL_OK; l++) {
+        invdl_layer *layer = invdl_model_layer(m, l);
+        int first = 1;
+        for (size_t e = 0; e < l; e++)
+            first &= !invdl_layer_shares_params(layer, invdl_model_layer(m, e));
+        if (!first)
+            continue;
+        if (invdl_layer_kind_of(layer) == INVDL_LAYER_DENSE_LU)
+            for (size_t i = 0; i < n; i++)
+                FUZZ_CHECK(fabsf(p[at + n * (n - 1) + i]) >= invdl_layer_s_min(layer));
+        at += invdl_layer_param_count(layer);
+    }
     /* The inverse model reads the same blocks (in its own order). */
     FUZZ_CHECK(invdl_model_get_params(inv, np, q) == INVDL_OK);
     FUZZ_CHECK(all_finite(np, q));

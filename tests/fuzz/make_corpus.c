@@ -2,7 +2,7 @@
  * make_corpus.c - writes the seed corpus of the fuzz harnesses:
  *     build/tests/fuzz/fuzz-make-corpus tests/fuzz/corpus
  * load/:    saved model files (every kind, linked and inverse layers, an
- *           inverse model, an empty model);
+ *           inverse model, an empty model, dense_lu blocks);
  * kernels/: one input per kernel and direction, data of every mode;
  * models/:  models of several widths and depths, with parameter edits,
  *           raw-bit inputs and training (SGD and Adam, squared error and
@@ -64,6 +64,21 @@ static int load_corpus(const char *dir)
     ok &= add(m, invdl_layer_dense(4, 9)) && add(m, invdl_layer_mprelu(4, 10)) &&
           add(m, invdl_layer_dense(4, 11)) && save_model(dir, "dense-blocks.invdl", m);
     invdl_model_free(m);
+    /* dense_lu: a custom floor, a floored s, its inverse in the model. */
+    m = invdl_model_create(5);
+    ok &= add(m, invdl_layer_dense_lu_min(5, 12, 0.125f)) && add(m, invdl_layer_abstanh(5)) &&
+          add(m, invdl_layer_dense_lu(5, 13));
+    if (ok) {
+        float p[30];
+        invdl_layer *l = invdl_model_layer(m, 0);
+        ok &= invdl_layer_get_params(l, 30, p) == INVDL_OK;
+        p[20] = 0.0625f; /* s_0, in the floor */
+        p[27] = -0.5f;   /* b_2 */
+        ok &= invdl_layer_set_params(l, 30, p) == INVDL_OK &&
+              add(m, invdl_layer_inverse(invdl_model_layer(m, 0))) &&
+              save_model(dir, "dense-lu.invdl", m);
+    }
+    invdl_model_free(m);
     return ok;
 }
 
@@ -122,15 +137,22 @@ static void u32(encoder *e, uint32_t v)
 }
 
 /* Layer ops: 0 ssin, 1 abstanh, 2 mprelu (seed, alpha_min choice), 3 dense
- * (seed), 4 the inverse of layer `index`, 5 an inverse-direction layer. */
+ * (seed), 4 dense_lu (seed, s_min choice), 5 the inverse of layer `index`,
+ * 6 an inverse-direction layer of kind `arg`. */
 static void op(encoder *e, unsigned code, unsigned arg)
 {
     u8(e, code);
     switch (code) {
     case 2: u8(e, arg); u8(e, arg >> 8); break;
     case 3: u32(e, arg); break;
-    case 4: u8(e, arg); break;
-    case 5: u8(e, arg); if (arg == 2) { u8(e, 7); u8(e, 1); } if (arg == 3) u32(e, 99); break;
+    case 4: u32(e, arg & 0xffffu); u8(e, arg >> 16); break;
+    case 5: u8(e, arg); break;
+    case 6:
+        u8(e, arg);
+        if (arg == 2) { u8(e, 7); u8(e, 1); }
+        if (arg == 3) u32(e, 99);
+        if (arg == 4) { u32(e, 98); u8(e, 1); }
+        break;
     default: break;
     }
 }
@@ -162,8 +184,8 @@ static int models_corpus(const char *dir)
      * abs-tanh; inputs in [-1, 1]. */
     u8(&e, 7), u8(&e, 12);
     op(&e, 3, 1), op(&e, 2, 0x0100), op(&e, 3, 2), op(&e, 2, 0x0201), op(&e, 1, 0);
-    op(&e, 3, 3), op(&e, 2, 0x0302), op(&e, 4, 1), op(&e, 3, 4), op(&e, 0, 0);
-    op(&e, 5, 1), op(&e, 3, 5);
+    op(&e, 3, 3), op(&e, 2, 0x0302), op(&e, 5, 1), op(&e, 3, 4), op(&e, 0, 0);
+    op(&e, 6, 1), op(&e, 3, 5);
     u8(&e, 0);
     inputs(&e, 8, 8, 0, 11);
     ok &= write_file(dir, "w8-deep", e.buf, e.size);
@@ -172,7 +194,7 @@ static int models_corpus(const char *dir)
      * sin; one W entry edited, one alpha set to NaN (refused). */
     e.size = 0;
     u8(&e, 2), u8(&e, 4);
-    op(&e, 3, 7), op(&e, 4, 0), op(&e, 2, 0x0403), op(&e, 5, 0);
+    op(&e, 3, 7), op(&e, 5, 0), op(&e, 2, 0x0403), op(&e, 6, 0);
     u8(&e, 2);
     edit(&e, 0, 4, 0, 0xa0000000u);
     edit(&e, 2, 1, 1, 0x7fc00000u);
@@ -227,6 +249,21 @@ static int models_corpus(const char *dir)
     inputs(&e, 3, 6, 8 | 1, 18);
     u8(&e, 1 | 0x20), u8(&e, 1), u8(&e, 1);
     ok &= write_file(dir, "w3-ssin-flow-nll", e.buf, e.size);
+
+    /* Width 6, dense_lu layers (the default floor and 1e-30) around
+     * PReLU, one inverse-direction dense_lu (floor 0.25), trained with
+     * memory saving; inputs in [-2, 2].  The second layer's s_0 = 0 is
+     * floored at 1e-30: W singular to any float precision, its inverse
+     * huge but defined. */
+    e.size = 0;
+    u8(&e, 5), u8(&e, 5);
+    op(&e, 4, 0x00000021u), op(&e, 2, 0x0705), op(&e, 4, 0x00020022u), op(&e, 6, 4),
+        op(&e, 5, 0);
+    u8(&e, 1);
+    edit(&e, 2, 30, 0, 0x80000000u);
+    inputs(&e, 6, 5, 8 | 1, 17);
+    u8(&e, 2 | 0x10), u8(&e, 1 | 4);
+    ok &= write_file(dir, "w6-dense-lu", e.buf, e.size);
 
     /* An empty model. */
     e.size = 0;
