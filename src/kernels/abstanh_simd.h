@@ -75,28 +75,25 @@ VBODY static inline void INVDL_V(abstanh_inverse_start)(vfloat y, vstart *st, in
 /* The residual times D(x0) = 2 + em, the denominator of tanh x0 = -em/D:
  * N = -x0 em - a D, free of the division; g carries the 1/D.  Here the loop
  * waits on latencies, so the polynomial runs by Estrin's scheme. */
-VBODY static inline vhalf INVDL_V(abstanh_inverse_half)(vdouble a, vdouble x0, vdouble g,
-                                                        vhint m, int shift, int *undecided)
+VBODY static inline vdouble INVDL_V(abstanh_inverse_pd)(vdouble a, vdouble x0, vdouble g)
 {
     vdouble r, scale;
     INVDL_V(abstanh_reduce_pd)(x0, &r, &scale);
     vdouble em = INVDL_V(abstanh_em_pd)(r, scale, vd_estrin(EXPM1_P, 9, r));
     vdouble den = vd_add(vd_set1(2.0), em);
     vdouble n = vd_fnmsub(x0, em, vd_mul(a, den));
-    return vd_newton(n, x0, g, m, shift, undecided);
+    return vd_newton(n, x0, g);
 }
 
 /* Phase 2: one Newton step in double and the rounding decision. */
 VBODY static inline vfloat INVDL_V(abstanh_inverse_finish)(vfloat y, const vstart *st, int *fix)
 {
     int undecided = 0;
-    vhalf r0 = INVDL_V(abstanh_inverse_half)(vf_lo_pd(st->a), vf_lo_pd(st->x0),
-                                             vf_lo_pd(st->inv_fp), vi_lo_32(st->m), 0,
-                                             &undecided);
-    vhalf r1 = INVDL_V(abstanh_inverse_half)(vf_hi_pd(st->a), vf_hi_pd(st->x0),
-                                             vf_hi_pd(st->inv_fp), vi_hi_32(st->m), VLANES / 2,
-                                             &undecided);
-    vfloat r = vf_or(vf_join(r0, r1), vf_signbit(y));
+    vdouble x0 = INVDL_V(abstanh_inverse_pd)(vf_lo_pd(st->a), vf_lo_pd(st->x0),
+                                             vf_lo_pd(st->inv_fp));
+    vdouble x1 = INVDL_V(abstanh_inverse_pd)(vf_hi_pd(st->a), vf_hi_pd(st->x0),
+                                             vf_hi_pd(st->inv_fp));
+    vfloat r = vf_or(vd_round(x0, x1, st->m, &undecided), vf_signbit(y));
     *fix |= undecided & ~vm_bits(st->keep);
     return vf_blend(r, y, st->keep);
 }
@@ -135,9 +132,8 @@ VBODY static inline void INVDL_V(abstanh_forward_second)(vstate *st)
 VBODY static inline vfloat INVDL_V(abstanh_forward_third)(vfloat x, vstate *st)
 {
     int undecided = 0;
-    vhalf r0 = vd_round_rel(st->d[0], ABSTANH_FWD_ERR, 0, &undecided);
-    vhalf r1 = vd_round_rel(st->d[1], ABSTANH_FWD_ERR, VLANES / 2, &undecided);
-    vfloat r = vf_or(vf_join(r0, r1), vf_signbit(x));
+    vfloat r = vf_or(vd_round(st->d[0], st->d[1], INVDL_ULPS(ABSTANH_FWD_ERR), &undecided),
+                     vf_signbit(x));
     st->lanes |= undecided & ~vm_bits(st->keep);
     return vf_blend(r, x, st->keep);
 }

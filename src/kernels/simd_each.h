@@ -15,6 +15,15 @@ VTARGET static inline vdouble INVDL_V(horner_pd)(const double *c, int n, vdouble
     return acc;
 }
 
+VTARGET static inline vfloat INVDL_V(horner_ps)(const float *c, int n, vfloat t)
+{
+    vfloat acc = vf_set1(c[n - 1]);
+#pragma GCC unroll 16
+    for (int i = n - 2; i >= 0; i--)
+        acc = vf_fmadd(acc, t, vf_set1(c[i]));
+    return acc;
+}
+
 /* The same polynomial by Estrin's scheme: more operations, but a dependency
  * chain of log2(n) steps instead of n, which lets the CPU overlap the
  * lanes' work.  n <= 16. */
@@ -64,33 +73,30 @@ VTARGET static inline vfloat INVDL_V(estrin_ps)(const float *c, int n, vfloat t)
     return v[0];
 }
 
-/* The rounding decision of kernels.h in integer arithmetic, for a bound of
- * m[i] ulps of double per lane (0 < m <= 2^27, or 2^29 for "undecided"):
- * p is within m ulps of a rounding midpoint of float exactly when the 29
- * bits below float's last one are within m of 0x10000000, that is when
- * v = low - (0x10000000 - m) lies in [0, 2m), or v + 2^63 - 2m in
- * [2^63 - 2m, 2^63), the top of the signed range: one compare.  For p
- * whose float lies in the normal range (callers flag the others).  The
- * lanes that stay undecided are set in *undecided, from bit `shift` on. */
-VTARGET static inline vhalf INVDL_V(round_m_pd)(vdouble p, vhint m32, int shift, int *undecided)
+/* The rounding decision of kernels.h in integer arithmetic, for the
+ * results of a vector in double, p0 (its first half) and p1, each known
+ * within m ulps of double (m per float lane, 0 < m <= 2^27, or 2^29 for
+ * "undecided"): p is within m ulps of a rounding midpoint of float exactly
+ * when the 29 bits below float's last one, low, are within m of 2^28, that
+ * is when v = low - (2^28 - m) lies in [0, 2m).  All of this fits in 32-bit
+ * lanes, one per float: w = v + 2^31 - 2m wraps past INT32_MAX exactly when
+ * v >= 2m, so v lies in [0, 2m) when w > INT32_MAX - 2m, one signed compare.
+ * For p whose float lies in the normal range (callers flag the others).
+ * Sets the lanes that stay undecided in *undecided and returns the floats
+ * p rounds to. */
+VTARGET static inline vfloat INVDL_V(round_pd)(vdouble p0, vdouble p1, vint m, int *undecided)
 {
-    const long long top = 0x7fffffffffffffffLL;
-    vint m = vi_widen_32(m32);
-    vint low = vi_and(vd_bits(p), vi_set1_64(0x1fffffff));
-    vint w = vi_sub_64(vi_add_64(low, vi_set1_64(top - 0x10000000 + 1)), m);
-    vint t = vi_sub_64(vi_set1_64(top), vi_add_64(m, m));
-    *undecided |= vi_gt_64_bits(w, t) << shift;
-    return vd_narrow(p);
+    const int top = 0x7fffffff;
+    vint low = vi_and(vi_even_32(vd_bits(p0), vd_bits(p1)), vi_set1_32(0x1fffffff));
+    vint w = vi_sub_32(vi_add_32(low, vi_set1_32(top - 0x10000000 + 1)), m);
+    vint t = vi_sub_32(vi_set1_32(top), vi_add_32(m, m));
+    *undecided |= vi_gt_32_bits(w, t);
+    return vf_join(vd_narrow(p0), vd_narrow(p1));
 }
 
-/* The same for a fixed relative bound E: E*p < E*2^(e+1) = (E*2^53) ulp(p)
- * for p in [2^e, 2^(e+1)), so m = E*2^53. */
-VTARGET static inline vhalf INVDL_V(round_rel_pd)(vdouble p, double rel, int shift,
-                                                  int *undecided)
-{
-    vint m = vi_set1_32((int)(rel * 0x1p53));
-    return vd_round_m(p, vi_lo_32(m), shift, undecided);
-}
+/* For a fixed relative bound E: E*p < E*2^(e+1) = (E*2^53) ulp(p) for p in
+ * [2^e, 2^(e+1)), so m = E*2^53. */
+#define INVDL_ULPS(rel) vi_set1_32((int)((rel) * 0x1p53))
 
 /* The unsigned magnitude and the sign bit of each float. */
 VTARGET static inline vfloat INVDL_V(abs_ps)(vfloat v)
@@ -104,7 +110,7 @@ VTARGET static inline vfloat INVDL_V(sign_ps)(vfloat v)
 }
 
 /* Lanes whose x*|x|-like result may fall below the normal range, where
- * round_rel_pd() does not apply: 0 < |x| < 2^-62. */
+ * a relative bound (INVDL_ULPS) does not apply: 0 < |x| < 2^-62. */
 VTARGET static inline int INVDL_V(tiny_lanes)(vfloat a)
 {
     return vm_bits(vm_and(vf_cmp(a, vf_set1(0x1p-62f), _CMP_LT_OQ),
@@ -124,7 +130,7 @@ VTARGET static inline vfloat INVDL_V(rsqrt_ps)(vfloat a)
 }
 
 /* The error bound of an inverse's refined result in ulps of double, as
- * computed in float.  round_m_pd() holds for m <= 2^27 only (just above a
+ * computed in float.  round_pd() holds for m <= 2^27 only (just above a
  * power of two, the midpoint below it is 2^27 ulps of p away), so any
  * larger bound, NaN included, becomes 2^29, which leaves every lane
  * undecided. */
@@ -136,13 +142,10 @@ VTARGET static inline vint INVDL_V(ulps_epi32)(vfloat m)
 
 /* Phase 2 of the inverses, shared: one Newton step from x0, x1 = x0 - n k,
  * with n the residual f(x0) - a in double and k ~ 1/f' from phase 1 (or, as
- * abs-tanh does, both scaled: n times a factor D, k divided by it), rounded
- * with phase 1's bound. */
-VTARGET static inline vhalf INVDL_V(newton_half)(vdouble n, vdouble x0, vdouble k, vhint m,
-                                                 int shift, int *undecided)
+ * abs-tanh does, both scaled: n times a factor D, k divided by it). */
+VTARGET static inline vdouble INVDL_V(newton_pd)(vdouble n, vdouble x0, vdouble k)
 {
-    vdouble x1 = vd_fnmadd(n, k, x0);
-    return vd_round_m(x1, m, shift, undecided);
+    return vd_fnmadd(n, k, x0);
 }
 
 /* Runs a vector body over n floats: full vectors straight from memory, the

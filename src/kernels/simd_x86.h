@@ -52,7 +52,6 @@ typedef __m256 invdl_vfloat_avx2;   /* the floats of one step */
 typedef __m256d invdl_vdouble_avx2; /* half of them in double */
 typedef __m128 invdl_vhalf_avx2;    /* half of them in float */
 typedef __m256i invdl_vint_avx2;    /* 32-bit lanes per float, 64-bit per double */
-typedef __m128i invdl_vhint_avx2;   /* 32-bit lanes per double */
 typedef __m256 invdl_vmask_avx2;    /* a lane mask: all ones or all zeros per float */
 
 #define invdl_set1_ps_avx2 _mm256_set1_ps
@@ -92,8 +91,8 @@ typedef __m256 invdl_vmask_avx2;    /* a lane mask: all ones or all zeros per fl
 #define invdl_add_epi64_avx2 _mm256_add_epi64
 #define invdl_sub_epi64_avx2 _mm256_sub_epi64
 #define invdl_slli_epi64_avx2 _mm256_slli_epi64
-#define invdl_widen_epi32_avx2 _mm256_cvtepi32_epi64
-#define invdl_lo_epi32_avx2 _mm256_castsi256_si128
+#define invdl_add_epi32_avx2 _mm256_add_epi32
+#define invdl_sub_epi32_avx2 _mm256_sub_epi32
 
 INVDL_AVX2 static inline int invdl_mask_bits_avx2(__m256 m)
 {
@@ -149,15 +148,18 @@ INVDL_AVX2 static inline __m256 invdl_join_ps_avx2(__m128 lo, __m128 hi)
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
-INVDL_AVX2 static inline __m128i invdl_hi_epi32_avx2(__m256i v)
+/* The lanes where a > b, signed 32-bit, as bits. */
+INVDL_AVX2 static inline int invdl_gt_epi32_bits_avx2(__m256i a, __m256i b)
 {
-    return _mm256_extracti128_si256(v, 1);
+    return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)));
 }
 
-/* The lanes where a > b, signed 64-bit, as bits. */
-INVDL_AVX2 static inline int invdl_gt_epi64_bits_avx2(__m256i a, __m256i b)
+/* The low 32 bits of each 64-bit lane of a, then of b, in order. */
+INVDL_AVX2 static inline __m256i invdl_even_epi32_avx2(__m256i a, __m256i b)
 {
-    return _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(a, b)));
+    __m256 mixed = _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b),
+                                     _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_permute4x64_epi64(_mm256_castps_si256(mixed), _MM_SHUFFLE(3, 1, 2, 0));
 }
 
 /* ---- AVX-512 (F, DQ, VL, BW): 16 floats, 8 doubles ------------------------ */
@@ -174,7 +176,6 @@ typedef __m512 invdl_vfloat_avx512;
 typedef __m512d invdl_vdouble_avx512;
 typedef __m256 invdl_vhalf_avx512;
 typedef __m512i invdl_vint_avx512;
-typedef __m256i invdl_vhint_avx512;
 typedef __mmask16 invdl_vmask_avx512;
 
 #define invdl_set1_ps_avx512 _mm512_set1_ps
@@ -214,8 +215,8 @@ typedef __mmask16 invdl_vmask_avx512;
 #define invdl_add_epi64_avx512 _mm512_add_epi64
 #define invdl_sub_epi64_avx512 _mm512_sub_epi64
 #define invdl_slli_epi64_avx512 _mm512_slli_epi64
-#define invdl_widen_epi32_avx512 _mm512_cvtepi32_epi64
-#define invdl_lo_epi32_avx512 _mm512_castsi512_si256
+#define invdl_add_epi32_avx512 _mm512_add_epi32
+#define invdl_sub_epi32_avx512 _mm512_sub_epi32
 
 INVDL_AVX512 static inline int invdl_mask_bits_avx512(__mmask16 m)
 {
@@ -267,14 +268,16 @@ INVDL_AVX512 static inline __m512 invdl_join_ps_avx512(__m256 lo, __m256 hi)
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
 
-INVDL_AVX512 static inline __m256i invdl_hi_epi32_avx512(__m512i v)
+INVDL_AVX512 static inline int invdl_gt_epi32_bits_avx512(__m512i a, __m512i b)
 {
-    return _mm512_extracti64x4_epi64(v, 1);
+    return (int)_mm512_cmpgt_epi32_mask(a, b);
 }
 
-INVDL_AVX512 static inline int invdl_gt_epi64_bits_avx512(__m512i a, __m512i b)
+INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 {
-    return (int)_mm512_cmpgt_epi64_mask(a, b);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    return _mm512_permutex2var_epi32(a, even, b);
 }
 
 #endif /* INVDL_HAVE_AVX512 */
@@ -292,7 +295,6 @@ INVDL_AVX512 static inline int invdl_gt_epi64_bits_avx512(__m512i a, __m512i b)
 #define vdouble INVDL_V(vdouble)
 #define vhalf INVDL_V(vhalf)
 #define vint INVDL_V(vint)
-#define vhint INVDL_V(vhint)
 #define vmask INVDL_V(vmask)
 
 /* floats */
@@ -344,28 +346,28 @@ INVDL_AVX512 static inline int invdl_gt_epi64_bits_avx512(__m512i a, __m512i b)
 /* integers: 32-bit lanes per float, 64-bit lanes per double */
 #define vi_set1_32 INVDL_V(set1_epi32)
 #define vi_min_32 INVDL_V(min_epi32)
-#define vi_lo_32 INVDL_V(lo_epi32)    /* the first half's 32-bit lanes, a vhint */
-#define vi_hi_32 INVDL_V(hi_epi32)
-#define vi_widen_32 INVDL_V(widen_epi32) /* a vhint's lanes sign-extended to 64 bits */
+#define vi_add_32 INVDL_V(add_epi32)
+#define vi_sub_32 INVDL_V(sub_epi32)
+#define vi_gt_32_bits INVDL_V(gt_epi32_bits)
+#define vi_even_32 INVDL_V(even_epi32) /* low halves of two vectors' 64-bit lanes */
 #define vi_set1_64 INVDL_V(set1_epi64)
 #define vi_and INVDL_V(and_si)
 #define vi_add_64 INVDL_V(add_epi64)
 #define vi_sub_64 INVDL_V(sub_epi64)
 #define vi_slli_64 INVDL_V(slli_epi64)
-#define vi_gt_64_bits INVDL_V(gt_epi64_bits)
 
 /* what simd_each.h defines */
 #define vd_horner INVDL_V(horner_pd)
 #define vd_estrin INVDL_V(estrin_pd)
+#define vf_horner INVDL_V(horner_ps)
 #define vf_estrin INVDL_V(estrin_ps)
-#define vd_round_m INVDL_V(round_m_pd)
-#define vd_round_rel INVDL_V(round_rel_pd)
+#define vd_round INVDL_V(round_pd)
+#define vd_newton INVDL_V(newton_pd)
 #define vf_abs INVDL_V(abs_ps)
 #define vf_signbit INVDL_V(sign_ps)
 #define vf_tiny_lanes INVDL_V(tiny_lanes)
 #define vf_rsqrt INVDL_V(rsqrt_ps)
 #define vf_ulps INVDL_V(ulps_epi32)
-#define vd_newton INVDL_V(newton_half)
 #define vstart INVDL_V(start)
 #define vstate INVDL_V(state)
 

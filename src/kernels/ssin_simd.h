@@ -4,11 +4,11 @@
  * after the tables and bounds it uses.
  */
 
-VBODY static inline vhalf INVDL_V(ssin_forward_half)(vdouble a, int shift, int *undecided)
+/* a sin a = u S(u), u = a^2, for half a vector. */
+VBODY static inline vdouble INVDL_V(ssin_forward_pd)(vdouble a)
 {
     vdouble u = vd_mul(a, a);
-    vdouble p = vd_fmadd(vd_mul(u, u), vd_estrin(SSIN_R, 7, u), u);
-    return vd_round_rel(p, SSIN_FWD_ERR, shift, undecided);
+    return vd_fmadd(vd_mul(u, u), vd_estrin(SSIN_R, 7, u), u);
 }
 
 VBODY static inline vfloat INVDL_V(ssin_forward_body)(vfloat x, int *fix, int *outside)
@@ -16,11 +16,11 @@ VBODY static inline vfloat INVDL_V(ssin_forward_body)(vfloat x, int *fix, int *o
     vfloat a = vf_abs(x);
     int out = vm_bits(vf_cmp(a, vf_set1(INVDL_SSIN_XMAX), _CMP_NLE_UQ));
     int undecided = out | vf_tiny_lanes(a);
-    vhalf r0 = INVDL_V(ssin_forward_half)(vf_lo_pd(a), 0, &undecided);
-    vhalf r1 = INVDL_V(ssin_forward_half)(vf_hi_pd(a), VLANES / 2, &undecided);
+    vfloat r = vd_round(INVDL_V(ssin_forward_pd)(vf_lo_pd(a)), INVDL_V(ssin_forward_pd)(vf_hi_pd(a)),
+                        INVDL_ULPS(SSIN_FWD_ERR), &undecided);
     *outside |= out;
     *fix = undecided;
-    return vf_or(vf_join(r0, r1), vf_signbit(x));
+    return vf_or(r, vf_signbit(x));
 }
 
 /* Phase 1: the starting point and 1/f' in float, both from s and sqrt(a). */
@@ -58,23 +58,21 @@ VBODY static inline void INVDL_V(ssin_inverse_start)(vfloat y, vstart *st, int *
     *fix |= (out | tiny) & ~vm_bits(zero);
 }
 
-VBODY static inline vhalf INVDL_V(ssin_inverse_half)(vdouble a, vdouble x0, vdouble inv_fp,
-                                                     vhint m, int shift, int *undecided)
+/* The Newton step for half a vector. */
+VBODY static inline vdouble INVDL_V(ssin_inverse_pd)(vdouble a, vdouble x0, vdouble inv_fp)
 {
     vdouble u0 = vd_mul(x0, x0);
     vdouble f0 = vd_fmadd(vd_mul(u0, u0), vd_estrin(SSIN_R, 7, u0), u0);
-    return vd_newton(vd_sub(f0, a), x0, inv_fp, m, shift, undecided);
+    return vd_newton(vd_sub(f0, a), x0, inv_fp);
 }
 
 /* Phase 2: one Newton step in double and the rounding decision. */
 VBODY static inline vfloat INVDL_V(ssin_inverse_finish)(vfloat y, const vstart *st, int *fix)
 {
     int undecided = 0;
-    vhalf r0 = INVDL_V(ssin_inverse_half)(vf_lo_pd(st->a), vf_lo_pd(st->x0), vf_lo_pd(st->inv_fp),
-                                          vi_lo_32(st->m), 0, &undecided);
-    vhalf r1 = INVDL_V(ssin_inverse_half)(vf_hi_pd(st->a), vf_hi_pd(st->x0), vf_hi_pd(st->inv_fp),
-                                          vi_hi_32(st->m), VLANES / 2, &undecided);
-    vfloat r = vf_or(vf_join(r0, r1), vf_signbit(y));
+    vdouble x0 = INVDL_V(ssin_inverse_pd)(vf_lo_pd(st->a), vf_lo_pd(st->x0), vf_lo_pd(st->inv_fp));
+    vdouble x1 = INVDL_V(ssin_inverse_pd)(vf_hi_pd(st->a), vf_hi_pd(st->x0), vf_hi_pd(st->inv_fp));
+    vfloat r = vf_or(vd_round(x0, x1, st->m, &undecided), vf_signbit(y));
     *fix |= undecided & ~vm_bits(st->keep);
     return vf_blend(r, y, st->keep);
 }
