@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 
 #define ABSTANH_FWD_IDENTITY 0x1.169cfep+3
 #define ABSTANH_INV_IDENTITY 0x1.169cfcp+3
@@ -73,8 +74,8 @@ static const double ABSTANH_H[8][7] = {
 
 /* Bounds on the fast paths' errors: tanh a within about 2^-47 relative
  * (expm1 polynomial 2^-48.3, doubled by tanh's condition, plus Horner,
- * reduction and division roundings), with margin; the exhaustive verifier
- * confirms every result. */
+ * reduction and division roundings; 2^-46 on the AVX-512 path, see
+ * EXP2_16), with margin; the exhaustive verifier confirms every result. */
 #define ABSTANH_FWD_ERR 0x1p-44
 #define ABSTANH_INV_ERR_X 0x1p-50
 #define ABSTANH_INV_ERR_F 0x1p-44
@@ -244,6 +245,45 @@ static const float ABSTANH_G_F[7][8] = {
  * verifier confirms every result this path returns. */
 #define ABSTANH_M0 (0x1p13f + 0x1p12f + 0x1p9f)
 #define ABSTANH_M_X0 0x1p15f
+
+#if INVDL_HAVE_AVX512
+/* The AVX-512 path's exponential reduces by ln2/16 and looks 2^(j/16) up:
+ * the table holds the bits of the double nearest 2^(j/16) less j << 48, so
+ * that adding N << 48 for N = 16k + j multiplies by 2^k too.  Its error,
+ * 2^-53 of the scale, is amplified where em = scale e^r - 1 cancels: at
+ * worst 46 times (N = -1, |em| >= 0.0214), so em is within 2^-47.1
+ * relative with the polynomial's 2^-49.5 and the roundings, and tanh a
+ * within 2^-46 (in the bound ABSTANH_FWD_ERR), and the inverse's N within
+ * 2^-47 of a D as its bound assumes.  From tests/tools/coefficients.py. */
+
+/* expm1(r)/r = 1 + r*P(r), |r| <= ln2/32: log2 rel err -49.5 */
+static const double EXPM1_P16[5] = {
+    0x1.0000000000000p-1,
+    0x1.55555554dd44dp-3,
+    0x1.55555555194d2p-5,
+    0x1.11120af701debp-7,
+    0x1.6c17bb51f236dp-10,
+};
+
+static const uint64_t EXP2_16[16] = {
+    0x3ff0000000000000u, /* 2^(0/16) */
+    0x3fefb5586cf9890fu, /* 2^(1/16) */
+    0x3fef72b83c7d517bu, /* 2^(2/16) */
+    0x3fef387a6e756238u, /* 2^(3/16) */
+    0x3fef06fe0a31b715u, /* 2^(4/16) */
+    0x3feedea64c123422u, /* 2^(5/16) */
+    0x3feebfdad5362a27u, /* 2^(6/16) */
+    0x3feeab07dd485429u, /* 2^(7/16) */
+    0x3feea09e667f3bcdu, /* 2^(8/16) */
+    0x3feea11473eb0187u, /* 2^(9/16) */
+    0x3feeace5422aa0dbu, /* 2^(10/16) */
+    0x3feec49182a3f090u, /* 2^(11/16) */
+    0x3feee89f995ad3adu, /* 2^(12/16) */
+    0x3fef199bdd85529cu, /* 2^(13/16) */
+    0x3fef5818dcfba487u, /* 2^(14/16) */
+    0x3fefa4afa2a490dau, /* 2^(15/16) */
+};
+#endif
 
 #define INVDL_SIMD_BODIES "kernels/abstanh_simd.h"
 #include "kernels/simd_paths.h"

@@ -5,9 +5,31 @@
  */
 
 /* abstanh_tanh() in double lanes, 0 <= a <= 9, in steps that the forward
- * runs in separate phases: the reduction -2a = k ln2 + r with the 2^k scale
- * built from the bits of the rounded k; em = expm1(-2a) = 2^k expm1(r) +
- * (2^k - 1), given expm1's polynomial P(r); then tanh a = -em / (2 + em). */
+ * runs in separate phases: the reduction -2a = N ln2/16 + r, |r| <= ln2/32,
+ * with scale = 2^(N/16) from a table of 2^(j/16) where a path looks up 16
+ * doubles in one instruction (AVX-512), else -2a = N ln2 + r, |r| <=
+ * ln2/2, with scale = 2^N built from the bits of the rounded N; then em =
+ * expm1(-2a) = scale expm1(r) + (scale - 1), given expm1's polynomial P(r),
+ * shorter for the smaller r; then tanh a = -em / (2 + em). */
+#if VLOOKUP16
+VBODY static inline void INVDL_V(abstanh_reduce_pd)(vdouble a, vdouble *r, vdouble *scale)
+{
+    const vdouble magic = vd_set1(ROUND_MAGIC);
+    vdouble z = vd_mul(a, vd_set1(-2.0));
+    vdouble nt = vd_fmadd(z, vd_set1(16.0 * INV_LN2), magic);
+    vdouble n = vd_sub(nt, magic);
+    *r = vd_fnmadd(n, vd_set1(LN2_LO / 16.0), vd_fnmadd(n, vd_set1(LN2_HI / 16.0), z));
+    /* nt = 1.5*2^52 + N: its low 4 bits are j = N mod 16, and its bits
+     * shifted by 48 are N << 48 (magic's low 16 bits are zero). */
+    vint bits = vd_bits(nt);
+    *scale = vd_from_bits(vi_add_64(vi_lookup16_64(EXP2_16, bits), vi_slli_64(bits, 48)));
+}
+
+VBODY static inline vdouble INVDL_V(abstanh_expm1_poly)(vdouble r, int estrin)
+{
+    return estrin ? vd_estrin(EXPM1_P16, 5, r) : vd_horner(EXPM1_P16, 5, r);
+}
+#else
 VBODY static inline void INVDL_V(abstanh_reduce_pd)(vdouble a, vdouble *r, vdouble *scale)
 {
     const vdouble magic = vd_set1(ROUND_MAGIC);
@@ -20,18 +42,21 @@ VBODY static inline void INVDL_V(abstanh_reduce_pd)(vdouble a, vdouble *r, vdoub
     *scale = vd_from_bits(vi_slli_64(vi_add_64(kbits, vi_set1_64(1023)), 52));
 }
 
-VBODY static inline vdouble INVDL_V(abstanh_em_pd)(vdouble r, vdouble scale, vdouble poly)
+VBODY static inline vdouble INVDL_V(abstanh_expm1_poly)(vdouble r, int estrin)
 {
+    return estrin ? vd_estrin(EXPM1_P, 9, r) : vd_horner(EXPM1_P, 9, r);
+}
+#endif
+
+/* em from the reduction, by P(r) evaluated by Estrin's scheme (short
+ * latency) or Horner's (fewest operations). */
+VBODY static inline vdouble INVDL_V(abstanh_em_pd)(vdouble r, vdouble scale, int estrin)
+{
+    vdouble poly = INVDL_V(abstanh_expm1_poly)(r, estrin);
     vdouble em = vd_fmadd(r, vd_mul(r, poly), r);
     return vd_fmadd(scale, em, vd_sub(scale, vd_set1(1.0)));
 }
 
-VBODY static inline vdouble INVDL_V(abstanh_tanh_reduced_pd)(vdouble r, vdouble scale,
-                                                             vdouble poly)
-{
-    vdouble em = INVDL_V(abstanh_em_pd)(r, scale, poly);
-    return vd_div(vd_sub(vd_set1(0.0), em), vd_add(vd_set1(2.0), em));
-}
 
 /* Lane permutes pick piece i's coefficients from an 8-entry table each. */
 VBODY static inline vfloat INVDL_V(abstanh_pieces)(const float (*table)[8], vint piece, vfloat d)
@@ -79,7 +104,7 @@ VBODY static inline vdouble INVDL_V(abstanh_inverse_pd)(vdouble a, vdouble x0, v
 {
     vdouble r, scale;
     INVDL_V(abstanh_reduce_pd)(x0, &r, &scale);
-    vdouble em = INVDL_V(abstanh_em_pd)(r, scale, vd_estrin(EXPM1_P, 9, r));
+    vdouble em = INVDL_V(abstanh_em_pd)(r, scale, 1);
     vdouble den = vd_add(vd_set1(2.0), em);
     vdouble n = vd_fnmsub(x0, em, vd_mul(a, den));
     return vd_newton(n, x0, g);
@@ -120,7 +145,9 @@ VBODY static inline void INVDL_V(abstanh_forward_first)(vfloat x, vstate *st, in
  * uses Horner's scheme, the fewest operations. */
 VBODY static inline vdouble INVDL_V(abstanh_product_half)(vdouble a, vdouble r, vdouble scale)
 {
-    return vd_mul(a, INVDL_V(abstanh_tanh_reduced_pd)(r, scale, vd_horner(EXPM1_P, 9, r)));
+    vdouble em = INVDL_V(abstanh_em_pd)(r, scale, 0);
+    /* a tanh a = -a em / (2 + em); fnmadd's -(a em) + 0 keeps a = 0 at +0 */
+    return vd_div(vd_fnmadd(a, em, vd_set1(0.0)), vd_add(vd_set1(2.0), em));
 }
 
 VBODY static inline void INVDL_V(abstanh_forward_second)(vstate *st)

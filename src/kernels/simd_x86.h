@@ -33,6 +33,7 @@
 #if INVDL_HAVE_AVX2
 
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 /* invdl_<name>_<INVDL_ISA>; name is pasted before anything expands it. */
@@ -45,6 +46,8 @@
 #define INVDL_AVX2 __attribute__((__target__("avx2,fma")))
 #define invdl_TARGET_avx2 INVDL_AVX2
 #define invdl_LANES_avx2 8
+/* Whether a 16-entry table of doubles takes one instruction to look up. */
+#define invdl_LOOKUP16_avx2 0
 /* Inputs per block of the block runners (simd_each.h). */
 #define invdl_BLOCK_avx2 64
 
@@ -170,6 +173,7 @@ INVDL_AVX2 static inline __m256i invdl_even_epi32_avx2(__m256i a, __m256i b)
     __attribute__((__target__("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")))
 #define invdl_TARGET_avx512 INVDL_AVX512
 #define invdl_LANES_avx512 16
+#define invdl_LOOKUP16_avx512 1
 #define invdl_BLOCK_avx512 128
 
 typedef __m512 invdl_vfloat_avx512;
@@ -253,6 +257,13 @@ INVDL_AVX512 static inline __m512 invdl_lookup8_ps_avx512(const float *table, __
     return _mm512_permutexvar_ps(idx, _mm512_broadcast_f32x8(_mm256_loadu_ps(table)));
 }
 
+/* Entry idx[i] mod 16 of a 16-entry table, per 64-bit lane. */
+INVDL_AVX512 static inline __m512i invdl_lookup16_epi64_avx512(const uint64_t *table, __m512i idx)
+{
+    return _mm512_permutex2var_epi64(_mm512_loadu_si512(table), idx,
+                                     _mm512_loadu_si512(table + 8));
+}
+
 INVDL_AVX512 static inline __m512d invdl_lo_pd_avx512(__m512 v)
 {
     return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
@@ -290,6 +301,7 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define VBODY VTARGET __attribute__((__always_inline__))
 #define VLANES INVDL_V(LANES)
 #define VBLOCK INVDL_V(BLOCK)
+#define VLOOKUP16 INVDL_V(LOOKUP16)
 
 #define vfloat INVDL_V(vfloat)
 #define vdouble INVDL_V(vdouble)
@@ -355,6 +367,7 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define vi_add_64 INVDL_V(add_epi64)
 #define vi_sub_64 INVDL_V(sub_epi64)
 #define vi_slli_64 INVDL_V(slli_epi64)
+#define vi_lookup16_64 INVDL_V(lookup16_epi64) /* where VLOOKUP16 */
 
 /* what simd_each.h defines */
 #define vd_horner INVDL_V(horner_pd)
