@@ -114,10 +114,10 @@ VBODY static inline vdouble INVDL_V(abstanh_inverse_pd)(vdouble a, vdouble x0, v
 VBODY static inline vfloat INVDL_V(abstanh_inverse_finish)(vfloat y, const vstart *st, int *fix)
 {
     int undecided = 0;
-    vdouble x0 = INVDL_V(abstanh_inverse_pd)(vf_lo_pd(st->a), vf_lo_pd(st->x0),
-                                             vf_lo_pd(st->inv_fp));
-    vdouble x1 = INVDL_V(abstanh_inverse_pd)(vf_hi_pd(st->a), vf_hi_pd(st->x0),
-                                             vf_hi_pd(st->inv_fp));
+    vdouble x0 = INVDL_V(abstanh_inverse_pd)(INVDL_HALF_PD(st->a, 0), INVDL_HALF_PD(st->x0, 0),
+                                             INVDL_HALF_PD(st->inv_fp, 0));
+    vdouble x1 = INVDL_V(abstanh_inverse_pd)(INVDL_HALF_PD(st->a, 1), INVDL_HALF_PD(st->x0, 1),
+                                             INVDL_HALF_PD(st->inv_fp, 1));
     vfloat r = vf_or(vd_round(x0, x1, st->m, &undecided), vf_signbit(y));
     *fix |= undecided & ~vm_bits(st->keep);
     return vf_blend(r, y, st->keep);

@@ -224,6 +224,10 @@ typedef struct vstart {
     vint m;        /* bound on the refined result's error, ulps of double */
 } vstart;
 
+/* Half h (0 or 1) of a vector that phase 1 stored, in double: straight from
+ * memory, which spares a shuffle. */
+#define INVDL_HALF_PD(v, h) vd_load_ps((const float *)&(v) + (h) * (VLANES / 2))
+
 typedef void (*INVDL_V(phase1))(vfloat in, vstart *st, int *fix, int *outside);
 typedef vfloat (*INVDL_V(phase2))(vfloat in, const vstart *st, int *fix);
 

@@ -146,6 +146,12 @@ INVDL_AVX2 static inline __m256d invdl_hi_pd_avx2(__m256 v)
     return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
 
+/* The same from memory: half the floats at p, in double. */
+INVDL_AVX2 static inline __m256d invdl_load_pd_avx2(const float *p)
+{
+    return _mm256_cvtps_pd(_mm_loadu_ps(p));
+}
+
 INVDL_AVX2 static inline __m256 invdl_join_ps_avx2(__m128 lo, __m128 hi)
 {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
@@ -274,6 +280,11 @@ INVDL_AVX512 static inline __m512d invdl_hi_pd_avx512(__m512 v)
     return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
 }
 
+INVDL_AVX512 static inline __m512d invdl_load_pd_avx512(const float *p)
+{
+    return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
+
 INVDL_AVX512 static inline __m512 invdl_join_ps_avx512(__m256 lo, __m256 hi)
 {
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
@@ -333,6 +344,7 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define vf_from_int INVDL_V(cvt_ps)
 #define vf_lo_pd INVDL_V(lo_pd)       /* the first half, in double */
 #define vf_hi_pd INVDL_V(hi_pd)
+#define vd_load_ps INVDL_V(load_pd)   /* VLANES / 2 floats from memory, in double */
 #define vf_join INVDL_V(join_ps)      /* two vhalf */
 #define vf_sign_mask INVDL_V(sign_mask)
 

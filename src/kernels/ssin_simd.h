@@ -44,8 +44,8 @@ VBODY static inline void INVDL_V(ssin_inverse_start)(vfloat y, vstart *st, int *
     vfloat inv_sqrt_a = vf_rsqrt(a), inv_s = vf_rsqrt(s2);
     vfloat s = vf_mul(s2, inv_s);
     vfloat sqrt_a = vf_mul(a, inv_sqrt_a);
-    vfloat x0 = vf_min(vf_mul(sqrt_a, vf_estrin(SSIN_H_F, 9, s)), vf_set1((float)SSIN_X_CLAMP));
-    vfloat inv_fp = vf_mul(vf_mul(inv_sqrt_a, inv_s), vf_estrin(SSIN_G_F, 7, s));
+    vfloat x0 = vf_min(vf_mul(sqrt_a, vf_horner(SSIN_H_F, 9, s)), vf_set1((float)SSIN_X_CLAMP));
+    vfloat inv_fp = vf_mul(vf_mul(inv_sqrt_a, inv_s), vf_horner(SSIN_G_F, 7, s));
     vfloat m = vf_fmadd(inv_fp,
                         vf_fmadd(vf_set1(SSIN_M_X0), x0, vf_mul(vf_set1(SSIN_M_SQRT_A), sqrt_a)),
                         vf_set1(SSIN_M0));
@@ -70,8 +70,10 @@ VBODY static inline vdouble INVDL_V(ssin_inverse_pd)(vdouble a, vdouble x0, vdou
 VBODY static inline vfloat INVDL_V(ssin_inverse_finish)(vfloat y, const vstart *st, int *fix)
 {
     int undecided = 0;
-    vdouble x0 = INVDL_V(ssin_inverse_pd)(vf_lo_pd(st->a), vf_lo_pd(st->x0), vf_lo_pd(st->inv_fp));
-    vdouble x1 = INVDL_V(ssin_inverse_pd)(vf_hi_pd(st->a), vf_hi_pd(st->x0), vf_hi_pd(st->inv_fp));
+    vdouble x0 = INVDL_V(ssin_inverse_pd)(INVDL_HALF_PD(st->a, 0), INVDL_HALF_PD(st->x0, 0),
+                                          INVDL_HALF_PD(st->inv_fp, 0));
+    vdouble x1 = INVDL_V(ssin_inverse_pd)(INVDL_HALF_PD(st->a, 1), INVDL_HALF_PD(st->x0, 1),
+                                          INVDL_HALF_PD(st->inv_fp, 1));
     vfloat r = vf_or(vd_round(x0, x1, st->m, &undecided), vf_signbit(y));
     *fix |= undecided & ~vm_bits(st->keep);
     return vf_blend(r, y, st->keep);
