@@ -82,8 +82,8 @@ VBODY static inline void INVDL_V(abstanh_inverse_start)(vfloat y, vstart *st, in
     int tiny = vm_bits(vf_cmp(a, vf_set1(0x1p-100f), _CMP_LT_OQ));
     a = vf_blend(a, vf_set1(1.0f), ident);
 
-    vfloat inv_t = vf_rsqrt(a);
-    vfloat t = vf_mul(a, inv_t);
+    vfloat inv_t;
+    vfloat t = vf_sqrt(a, &inv_t);
     vint piece = vi_min_32(vf_to_int(vf_mul(t, vf_set1((float)(8.0 / ABSTANH_H_TOP)))),
                            vi_set1_32(7));
     vfloat d = vf_fnmadd(vf_from_int(piece), vf_set1((float)(ABSTANH_H_TOP / 8.0)), t);

@@ -117,16 +117,20 @@ VTARGET static inline int INVDL_V(tiny_lanes)(vfloat a)
                           vf_cmp(a, vf_zero(), _CMP_NEQ_OQ)));
 }
 
-/* 1/sqrt(a) for 2^-100 < a < 2^100 from the hardware's estimate (12 bits
- * with AVX2, 14 with AVX-512) and one Newton step: relative error below
- * 2^-22, far cheaper than a square root and a division; the inverses'
- * starting points need no more. */
-VTARGET static inline vfloat INVDL_V(rsqrt_ps)(vfloat a)
+/* sqrt(a), and 1/sqrt(a) in *inv, for 2^-100 < a < 2^100 from the
+ * hardware's estimate r of 1/sqrt(a) (relative error 1.5 2^-12 with AVX2,
+ * 2^-14 with AVX-512) and one Newton step: with e = 1 - a r^2,
+ * 1/sqrt(a) = r (1 + e/2 + 3e^2/8 + ...), so r (1 + e/2) and a r (1 + e/2)
+ * are within 3e^2/8 (2^-22.2 at worst) plus the roundings: far cheaper than
+ * a square root and a division; the inverses' starting points need no
+ * more. */
+VTARGET static inline vfloat INVDL_V(sqrt_ps)(vfloat a, vfloat *inv)
 {
     vfloat r = vf_rsqrt_estimate(a);
-    vfloat half_ar = vf_mul(vf_mul(a, r), vf_set1(0.5f));
-    /* r (3 - a r^2) / 2 */
-    return vf_fnmadd(half_ar, vf_mul(r, r), vf_mul(r, vf_set1(1.5f)));
+    vfloat ar = vf_mul(a, r);
+    vfloat half_e = vf_mul(vf_fnmadd(ar, r, vf_set1(1.0f)), vf_set1(0.5f));
+    *inv = vf_fmadd(r, half_e, r);
+    return vf_fmadd(ar, half_e, ar);
 }
 
 /* The error bound of an inverse's refined result in ulps of double, as

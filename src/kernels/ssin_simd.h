@@ -41,9 +41,9 @@ VBODY static inline void INVDL_V(ssin_inverse_start)(vfloat y, vstart *st, int *
     const float y_lo = (float)(SSIN_Y_HI - (double)INVDL_SSIN_YMAX);
     vfloat gap = vf_add(vf_sub(vf_set1(INVDL_SSIN_YMAX), a), vf_set1(y_lo));
     vfloat s2 = vf_mul(gap, vf_set1((float)(1.0 / SSIN_Y_HI)));
-    vfloat inv_sqrt_a = vf_rsqrt(a), inv_s = vf_rsqrt(s2);
-    vfloat s = vf_mul(s2, inv_s);
-    vfloat sqrt_a = vf_mul(a, inv_sqrt_a);
+    vfloat inv_sqrt_a, inv_s;
+    vfloat s = vf_sqrt(s2, &inv_s);
+    vfloat sqrt_a = vf_sqrt(a, &inv_sqrt_a);
     vfloat x0 = vf_min(vf_mul(sqrt_a, vf_horner(SSIN_H_F, 9, s)), vf_set1((float)SSIN_X_CLAMP));
     vfloat inv_fp = vf_mul(vf_mul(inv_sqrt_a, inv_s), vf_horner(SSIN_G_F, 7, s));
     vfloat m = vf_fmadd(inv_fp,
