@@ -130,10 +130,13 @@ VBODY static inline void INVDL_V(abstanh_forward_first)(vfloat x, vstate *st, in
 {
     (void)outside;
     vfloat a = vf_abs(x);
-    vmask ident = vf_cmp(a, vf_set1((float)ABSTANH_FWD_IDENTITY), _CMP_NLT_UQ);
-    a = vf_blend(a, vf_set1(1.0f), ident);
-    st->keep = ident;
-    st->lanes |= vf_tiny_lanes(a) & ~vm_bits(ident);
+    /* Lanes whose result is x itself (from the identity threshold on, ±inf,
+     * NaN, and ±0) compute on 1: the others have a > 0. */
+    vmask keep = vm_or(vf_cmp(a, vf_set1((float)ABSTANH_FWD_IDENTITY), _CMP_NLT_UQ),
+                       vf_cmp(a, vf_zero(), _CMP_EQ_OQ));
+    a = vf_blend(a, vf_set1(1.0f), keep);
+    st->keep = keep;
+    st->lanes |= vf_tiny_lanes(a);
     st->d[0] = vf_lo_pd(a);
     st->d[1] = vf_hi_pd(a);
     INVDL_V(abstanh_reduce_pd)(st->d[0], &st->d[2], &st->d[4]);
@@ -146,8 +149,8 @@ VBODY static inline void INVDL_V(abstanh_forward_first)(vfloat x, vstate *st, in
 VBODY static inline vdouble INVDL_V(abstanh_product_half)(vdouble a, vdouble r, vdouble scale)
 {
     vdouble em = INVDL_V(abstanh_em_pd)(r, scale, 0);
-    /* a tanh a = -a em / (2 + em); fnmadd's -(a em) + 0 keeps a = 0 at +0 */
-    return vd_div(vd_fnmadd(a, em, vd_set1(0.0)), vd_add(vd_set1(2.0), em));
+    /* a tanh a = a em / (-2 - em), positive: a > 0 here, em < 0 */
+    return vd_div(vd_mul(a, em), vd_sub(vd_set1(-2.0), em));
 }
 
 VBODY static inline void INVDL_V(abstanh_forward_second)(vstate *st)
