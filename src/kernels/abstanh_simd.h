@@ -97,30 +97,16 @@ VBODY static inline void INVDL_V(abstanh_inverse_start)(vfloat y, vstart *st, in
     *fix |= tiny & ~vm_bits(ident);
 }
 
-/* The residual times D(x0) = 2 + em, the denominator of tanh x0 = -em/D:
- * N = -x0 em - a D, free of the division; g carries the 1/D.  Here the loop
- * waits on latencies, so the polynomial runs by Estrin's scheme. */
-VBODY static inline vdouble INVDL_V(abstanh_inverse_pd)(vdouble a, vdouble x0, vdouble g)
+/* Phase 2's residual times D(x0) = 2 + em, the denominator of tanh x0 =
+ * -em/D: N = -x0 em - a D, free of the division; g carries the 1/D.  Here
+ * the loop waits on latencies, so the polynomial runs by Estrin's scheme. */
+VBODY static inline vdouble INVDL_V(abstanh_residual_pd)(vdouble a, vdouble x0)
 {
     vdouble r, scale;
     INVDL_V(abstanh_reduce_pd)(x0, &r, &scale);
     vdouble em = INVDL_V(abstanh_em_pd)(r, scale, 1);
     vdouble den = vd_add(vd_set1(2.0), em);
-    vdouble n = vd_fnmsub(x0, em, vd_mul(a, den));
-    return vd_newton(n, x0, g);
-}
-
-/* Phase 2: one Newton step in double and the rounding decision. */
-VBODY static inline vfloat INVDL_V(abstanh_inverse_finish)(vfloat y, const vstart *st, int *fix)
-{
-    int undecided = 0;
-    vdouble x0 = INVDL_V(abstanh_inverse_pd)(INVDL_HALF_PD(st->a, 0), INVDL_HALF_PD(st->x0, 0),
-                                             INVDL_HALF_PD(st->inv_fp, 0));
-    vdouble x1 = INVDL_V(abstanh_inverse_pd)(INVDL_HALF_PD(st->a, 1), INVDL_HALF_PD(st->x0, 1),
-                                             INVDL_HALF_PD(st->inv_fp, 1));
-    vfloat r = vf_or(vd_round(x0, x1, st->m, &undecided), vf_signbit(y));
-    *fix |= undecided & ~vm_bits(st->keep);
-    return vf_blend(r, y, st->keep);
+    return vd_fnmsub(x0, em, vd_mul(a, den));
 }
 
 /* The forward in three phases (run_phases): d[0..1] |x| in double, d[2..3]
@@ -183,6 +169,6 @@ VTARGET invdl_status INVDL_V(abstanh_inverse)(size_t n, const float *y, float *x
     if (invdl_bad_arrays(n, y, x))
         return INVDL_EINVAL;
     (void)INVDL_V(run_split)(n, y, x, INVDL_V(abstanh_inverse_start),
-                             INVDL_V(abstanh_inverse_finish), invdl_abstanh_inverse1);
+                             INVDL_V(abstanh_residual_pd), invdl_abstanh_inverse1);
     return INVDL_OK;
 }

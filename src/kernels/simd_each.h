@@ -50,29 +50,6 @@ VTARGET static inline vdouble INVDL_V(estrin_pd)(const double *c, int n, vdouble
     return v[0];
 }
 
-VTARGET static inline vfloat INVDL_V(estrin_ps)(const float *c, int n, vfloat t)
-{
-    vfloat v[8];
-    int m = n / 2;
-#pragma GCC unroll 8
-    for (int i = 0; i < m; i++)
-        v[i] = vf_fmadd(vf_set1(c[2 * i + 1]), t, vf_set1(c[2 * i]));
-    if (n % 2)
-        v[m++] = vf_set1(c[n - 1]);
-    vfloat power = vf_mul(t, t);
-#pragma GCC unroll 4
-    while (m > 1) {
-#pragma GCC unroll 4
-        for (int i = 0; i < m / 2; i++)
-            v[i] = vf_fmadd(v[2 * i + 1], power, v[2 * i]);
-        if (m % 2)
-            v[m / 2] = v[m - 1];
-        m = (m + 1) / 2;
-        power = vf_mul(power, power);
-    }
-    return v[0];
-}
-
 /* The rounding decision of kernels.h in integer arithmetic, for the
  * results of a vector in double, p0 (its first half) and p1, each known
  * within m ulps of double (m per float lane, 0 < m <= 2^27, or 2^29 for
@@ -144,14 +121,6 @@ VTARGET static inline vint INVDL_V(ulps_epi32)(vfloat m)
     return vf_to_int(vf_blend(vf_set1(0x1p29f), m, fits));
 }
 
-/* Phase 2 of the inverses, shared: one Newton step from x0, x1 = x0 - n k,
- * with n the residual f(x0) - a in double and k ~ 1/f' from phase 1 (or, as
- * abs-tanh does, both scaled: n times a factor D, k divided by it). */
-VTARGET static inline vdouble INVDL_V(newton_pd)(vdouble n, vdouble x0, vdouble k)
-{
-    return vd_fnmadd(n, k, x0);
-}
-
 /* Runs a vector body over n floats: full vectors straight from memory, the
  * tail through a zero-padded buffer.  body(in, &lanes, &outside) returns
  * the results, sets in lanes those the scalar function fix() must replace,
@@ -219,7 +188,13 @@ VTARGET static inline void INVDL_V(block_out)(float *out, float *dst, const floa
  * dependency chains that the CPU overlaps across iterations, where one long
  * chain per vector would leave it waiting.  Results reach out only after
  * the block's fix-ups, which read its inputs: out may be in.  The last,
- * partial block runs on a zero-padded copy. */
+ * partial block runs on a zero-padded copy.
+ *
+ * Phase 2 is one Newton step from x0, x1 = x0 - n k, with n the residual
+ * f(x0) - a in double, which the kernel's residual function computes, and
+ * k ~ 1/f' from phase 1 (or, as abs-tanh does, both scaled: n times a
+ * factor D, k divided by it); then the rounding decision with phase 1's
+ * bound. */
 typedef struct vstart {
     vfloat a;      /* |input|, sanitized for the arithmetic */
     vfloat x0;     /* starting point */
@@ -233,10 +208,22 @@ typedef struct vstart {
 #define INVDL_HALF_PD(v, h) vd_load_ps((const float *)&(v) + (h) * (VLANES / 2))
 
 typedef void (*INVDL_V(phase1))(vfloat in, vstart *st, int *fix, int *outside);
-typedef vfloat (*INVDL_V(phase2))(vfloat in, const vstart *st, int *fix);
+typedef vdouble (*INVDL_V(residual_fn))(vdouble a, vdouble x0);
+
+VBODY static inline vfloat INVDL_V(newton_finish)(vfloat y, const vstart *st, int *fix,
+                                                  INVDL_V(residual_fn) residual)
+{
+    vdouble lo = INVDL_HALF_PD(st->x0, 0), hi = INVDL_HALF_PD(st->x0, 1);
+    lo = vd_fnmadd(residual(INVDL_HALF_PD(st->a, 0), lo), INVDL_HALF_PD(st->inv_fp, 0), lo);
+    hi = vd_fnmadd(residual(INVDL_HALF_PD(st->a, 1), hi), INVDL_HALF_PD(st->inv_fp, 1), hi);
+    int undecided = 0;
+    vfloat r = vf_or(vd_round(lo, hi, st->m, &undecided), vf_signbit(y));
+    *fix |= undecided & ~vm_bits(st->keep);
+    return vf_blend(r, y, st->keep);
+}
 
 VTARGET static inline int INVDL_V(run_split)(size_t n, const float *in, float *out,
-                                             INVDL_V(phase1) first, INVDL_V(phase2) second,
+                                             INVDL_V(phase1) first, INVDL_V(residual_fn) residual,
                                              float (*fix)(float))
 {
     int outside = 0;
@@ -251,7 +238,8 @@ VTARGET static inline int INVDL_V(run_split)(size_t n, const float *in, float *o
             first(vf_load(src + VLANES * v), &st[v], &lanes[v], &outside);
         }
         for (size_t v = 0; v < VBLOCK / VLANES; v++) {
-            vf_store(dst + VLANES * v, second(vf_load(src + VLANES * v), &st[v], &lanes[v]));
+            vf_store(dst + VLANES * v, INVDL_V(newton_finish)(vf_load(src + VLANES * v), &st[v],
+                                                              &lanes[v], residual));
             any |= lanes[v];
         }
         INVDL_V(block_out)(out + i, dst, src, len, lanes, any, fix);

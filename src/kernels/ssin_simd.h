@@ -58,25 +58,12 @@ VBODY static inline void INVDL_V(ssin_inverse_start)(vfloat y, vstart *st, int *
     *fix |= (out | tiny) & ~vm_bits(zero);
 }
 
-/* The Newton step for half a vector. */
-VBODY static inline vdouble INVDL_V(ssin_inverse_pd)(vdouble a, vdouble x0, vdouble inv_fp)
+/* Phase 2's residual f(x0) - a, for half a vector (run_split). */
+VBODY static inline vdouble INVDL_V(ssin_residual_pd)(vdouble a, vdouble x0)
 {
     vdouble u0 = vd_mul(x0, x0);
     vdouble f0 = vd_fmadd(vd_mul(u0, u0), vd_estrin(SSIN_R, 7, u0), u0);
-    return vd_newton(vd_sub(f0, a), x0, inv_fp);
-}
-
-/* Phase 2: one Newton step in double and the rounding decision. */
-VBODY static inline vfloat INVDL_V(ssin_inverse_finish)(vfloat y, const vstart *st, int *fix)
-{
-    int undecided = 0;
-    vdouble x0 = INVDL_V(ssin_inverse_pd)(INVDL_HALF_PD(st->a, 0), INVDL_HALF_PD(st->x0, 0),
-                                          INVDL_HALF_PD(st->inv_fp, 0));
-    vdouble x1 = INVDL_V(ssin_inverse_pd)(INVDL_HALF_PD(st->a, 1), INVDL_HALF_PD(st->x0, 1),
-                                          INVDL_HALF_PD(st->inv_fp, 1));
-    vfloat r = vf_or(vd_round(x0, x1, st->m, &undecided), vf_signbit(y));
-    *fix |= undecided & ~vm_bits(st->keep);
-    return vf_blend(r, y, st->keep);
+    return vd_sub(f0, a);
 }
 
 VTARGET invdl_status INVDL_V(ssin_forward)(size_t n, const float *x, float *y)
@@ -92,6 +79,6 @@ VTARGET invdl_status INVDL_V(ssin_inverse)(size_t n, const float *y, float *x)
     if (invdl_bad_arrays(n, y, x))
         return INVDL_EINVAL;
     int outside = INVDL_V(run_split)(n, y, x, INVDL_V(ssin_inverse_start),
-                                     INVDL_V(ssin_inverse_finish), invdl_ssin_inverse1);
+                                     INVDL_V(ssin_residual_pd), invdl_ssin_inverse1);
     return outside ? INVDL_EDOMAIN : INVDL_OK;
 }
