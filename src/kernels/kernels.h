@@ -88,42 +88,32 @@ float invdl_ssin_inverse1(float y);
 float invdl_abstanh_forward1(float x);
 float invdl_abstanh_inverse1(float y);
 
-/* The portable scalar path of each public kernel: same contract, same
- * results (every path is correctly rounded, so they agree bit for bit).
- * The public functions dispatch between these and the SIMD paths
- * (dispatch.c); tests call both. */
-invdl_status invdl_ssin_forward_scalar(size_t n, const float *x, float *y);
-invdl_status invdl_ssin_inverse_scalar(size_t n, const float *y, float *x);
-invdl_status invdl_abstanh_forward_scalar(size_t n, const float *x, float *y);
-invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x);
-invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *alpha,
-                                         float alpha_min, const float *x, float *y);
-invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *alpha,
-                                         float alpha_min, const float *y, float *x);
+/* The kernels of one code path, invdl_<kernel>_<path>, with the public
+ * kernels' contract and results (every path is correctly rounded, or the
+ * single IEEE operation, so they agree bit for bit).  The public functions
+ * take the widest path the CPU runs (dispatch.c); tests call them all. */
+#define INVDL_DECLARE_PATH(path)                                                                \
+    invdl_status invdl_ssin_forward_##path(size_t n, const float *x, float *y);               \
+    invdl_status invdl_ssin_inverse_##path(size_t n, const float *y, float *x);               \
+    invdl_status invdl_abstanh_forward_##path(size_t n, const float *x, float *y);            \
+    invdl_status invdl_abstanh_inverse_##path(size_t n, const float *y, float *x);            \
+    invdl_status invdl_mprelu_forward_##path(size_t rows, size_t cols, const float *alpha,    \
+                                             float alpha_min, const float *x, float *y);      \
+    invdl_status invdl_mprelu_inverse_##path(size_t rows, size_t cols, const float *alpha,    \
+                                             float alpha_min, const float *y, float *x);
+
+/* The portable scalar path, always built. */
+INVDL_DECLARE_PATH(scalar)
 
 #if INVDL_HAVE_AVX2
-/* The AVX2+FMA paths, same contract; call only where the CPU has both. */
-invdl_status invdl_ssin_forward_avx2(size_t n, const float *x, float *y);
-invdl_status invdl_ssin_inverse_avx2(size_t n, const float *y, float *x);
-invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y);
-invdl_status invdl_abstanh_inverse_avx2(size_t n, const float *y, float *x);
-invdl_status invdl_mprelu_forward_avx2(size_t rows, size_t cols, const float *alpha,
-                                       float alpha_min, const float *x, float *y);
-invdl_status invdl_mprelu_inverse_avx2(size_t rows, size_t cols, const float *alpha,
-                                       float alpha_min, const float *y, float *x);
+/* The AVX2+FMA path; call only where the CPU has both. */
+INVDL_DECLARE_PATH(avx2)
 #endif
 
 #if INVDL_HAVE_AVX512
-/* The AVX-512 paths, same contract; call only where the CPU has AVX2, FMA
- * and AVX-512 F, DQ, VL and BW. */
-invdl_status invdl_ssin_forward_avx512(size_t n, const float *x, float *y);
-invdl_status invdl_ssin_inverse_avx512(size_t n, const float *y, float *x);
-invdl_status invdl_abstanh_forward_avx512(size_t n, const float *x, float *y);
-invdl_status invdl_abstanh_inverse_avx512(size_t n, const float *y, float *x);
-invdl_status invdl_mprelu_forward_avx512(size_t rows, size_t cols, const float *alpha,
-                                         float alpha_min, const float *x, float *y);
-invdl_status invdl_mprelu_inverse_avx512(size_t rows, size_t cols, const float *alpha,
-                                         float alpha_min, const float *y, float *x);
+/* The AVX-512 path; call only where the CPU has AVX2, FMA and AVX-512 F,
+ * DQ, VL and BW. */
+INVDL_DECLARE_PATH(avx512)
 #endif
 
 /* The code paths built into the library, one table each: dispatch.c picks

@@ -106,24 +106,26 @@ VTARGET static void INVDL_V(mprelu_run)(size_t rows, size_t cols, const float *a
     }
 }
 
+VTARGET static invdl_status INVDL_V(mprelu_checked)(size_t rows, size_t cols, const float *alpha,
+                                                    float alpha_min, const float *in, float *out,
+                                                    int inverse)
+{
+    size_t n;
+    if (mprelu_bad_args(rows, cols, alpha, alpha_min, in, out, &n, INVDL_V(mprelu_bad_alpha)))
+        return INVDL_EINVAL;
+    if (n > 0)
+        INVDL_V(mprelu_run)(rows, cols, alpha, alpha_min, in, out, inverse);
+    return INVDL_OK;
+}
+
 VTARGET invdl_status INVDL_V(mprelu_forward)(size_t rows, size_t cols, const float *alpha,
                                              float alpha_min, const float *x, float *y)
 {
-    size_t n;
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, x, y, &n, INVDL_V(mprelu_bad_alpha)))
-        return INVDL_EINVAL;
-    if (n > 0)
-        INVDL_V(mprelu_run)(rows, cols, alpha, alpha_min, x, y, 0);
-    return INVDL_OK;
+    return INVDL_V(mprelu_checked)(rows, cols, alpha, alpha_min, x, y, 0);
 }
 
 VTARGET invdl_status INVDL_V(mprelu_inverse)(size_t rows, size_t cols, const float *alpha,
                                              float alpha_min, const float *y, float *x)
 {
-    size_t n;
-    if (mprelu_bad_args(rows, cols, alpha, alpha_min, y, x, &n, INVDL_V(mprelu_bad_alpha)))
-        return INVDL_EINVAL;
-    if (n > 0)
-        INVDL_V(mprelu_run)(rows, cols, alpha, alpha_min, y, x, 1);
-    return INVDL_OK;
+    return INVDL_V(mprelu_checked)(rows, cols, alpha, alpha_min, y, x, 1);
 }

@@ -6,23 +6,19 @@
  * on its two halves.
  */
 
-VTARGET static inline vdouble INVDL_V(horner_pd)(const double *c, int n, vdouble t)
-{
-    vdouble acc = vd_set1(c[n - 1]);
-#pragma GCC unroll 16
-    for (int i = n - 2; i >= 0; i--)
-        acc = vd_fmadd(acc, t, vd_set1(c[i]));
-    return acc;
-}
-
-VTARGET static inline vfloat INVDL_V(horner_ps)(const float *c, int n, vfloat t)
-{
-    vfloat acc = vf_set1(c[n - 1]);
-#pragma GCC unroll 16
-    for (int i = n - 2; i >= 0; i--)
-        acc = vf_fmadd(acc, t, vf_set1(c[i]));
-    return acc;
-}
+/* c[0] + c[1] t + ... + c[n-1] t^(n-1) by Horner's scheme, in double
+ * (horner_pd) and in float (horner_ps). */
+#define INVDL_HORNER(suffix, vec, elem, set1, fmadd)                                  \
+    VTARGET static inline vec INVDL_V(horner_##suffix)(const elem *c, int n, vec t) \
+    {                                                                                 \
+        vec acc = set1(c[n - 1]);                                                     \
+        _Pragma("GCC unroll 16") for (int i = n - 2; i >= 0; i--)                   \
+            acc = fmadd(acc, t, set1(c[i]));                                          \
+        return acc;                                                                   \
+    }
+INVDL_HORNER(pd, vdouble, double, vd_set1, vd_fmadd)
+INVDL_HORNER(ps, vfloat, float, vf_set1, vf_fmadd)
+#undef INVDL_HORNER
 
 /* The same polynomial by Estrin's scheme: more operations, but a dependency
  * chain of log2(n) steps instead of n, which lets the CPU overlap the
