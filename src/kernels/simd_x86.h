@@ -53,7 +53,6 @@
 
 typedef __m256 invdl_vfloat_avx2;   /* the floats of one step */
 typedef __m256d invdl_vdouble_avx2; /* half of them in double */
-typedef __m128 invdl_vhalf_avx2;    /* half of them in float */
 typedef __m256i invdl_vint_avx2;    /* 32-bit lanes per float, 64-bit per double */
 typedef __m256 invdl_vmask_avx2;    /* a lane mask: all ones or all zeros per float */
 
@@ -171,12 +170,11 @@ INVDL_AVX2 static inline __m256i invdl_even_epi32_avx2(__m256i a, __m256i b)
     return _mm256_permute4x64_epi64(_mm256_castps_si256(mixed), _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/* ---- AVX-512 (F, DQ, VL, BW): 16 floats, 8 doubles ------------------------ */
+/* ---- AVX-512 (F and DQ): 16 floats, 8 doubles ----------------------------- */
 
 #if INVDL_HAVE_AVX512
 
-#define INVDL_AVX512 \
-    __attribute__((__target__("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")))
+#define INVDL_AVX512 __attribute__((__target__("avx2,fma,avx512f,avx512dq")))
 #define invdl_TARGET_avx512 INVDL_AVX512
 #define invdl_LANES_avx512 16
 #define invdl_LOOKUP16_avx512 1
@@ -184,7 +182,6 @@ INVDL_AVX2 static inline __m256i invdl_even_epi32_avx2(__m256i a, __m256i b)
 
 typedef __m512 invdl_vfloat_avx512;
 typedef __m512d invdl_vdouble_avx512;
-typedef __m256 invdl_vhalf_avx512;
 typedef __m512i invdl_vint_avx512;
 typedef __mmask16 invdl_vmask_avx512;
 
@@ -316,7 +313,6 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 
 #define vfloat INVDL_V(vfloat)
 #define vdouble INVDL_V(vdouble)
-#define vhalf INVDL_V(vhalf)
 #define vint INVDL_V(vint)
 #define vmask INVDL_V(vmask)
 
@@ -345,7 +341,7 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define vf_lo_pd INVDL_V(lo_pd)       /* the first half, in double */
 #define vf_hi_pd INVDL_V(hi_pd)
 #define vd_load_ps INVDL_V(load_pd)   /* VLANES / 2 floats from memory, in double */
-#define vf_join INVDL_V(join_ps)      /* two vhalf */
+#define vf_join INVDL_V(join_ps)      /* two halves of floats, as vd_narrow gives them */
 #define vf_sign_mask INVDL_V(sign_mask)
 
 /* masks */
@@ -365,7 +361,7 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define vd_fnmsub INVDL_V(fnmsub_pd) /* -(a b) - c */
 #define vd_bits INVDL_V(bits_pd)
 #define vd_from_bits INVDL_V(from_bits_pd)
-#define vd_narrow INVDL_V(narrow_pd)  /* to a vhalf, rounded */
+#define vd_narrow INVDL_V(narrow_pd)  /* to half a vector of floats, rounded */
 
 /* integers: 32-bit lanes per float, 64-bit lanes per double */
 #define vi_set1_32 INVDL_V(set1_epi32)
