@@ -240,7 +240,7 @@ static const case_info CASES[CASE_COUNT] = {
 typedef struct machine {
     char cpu[128];
     long cpus_online;
-    int avx2, fma, avx512f, avx512dq;
+    int avx2, fma, avx512f, avx512dq, avx512vl, avx512bw;
     const invdl_kernel_path *path[PATH_COUNT]; /* NULL: not built */
 } machine;
 
@@ -281,6 +281,8 @@ static machine probe_machine(void)
     m.fma = __builtin_cpu_supports("fma") != 0;
     m.avx512f = __builtin_cpu_supports("avx512f") != 0;
     m.avx512dq = __builtin_cpu_supports("avx512dq") != 0;
+    m.avx512vl = __builtin_cpu_supports("avx512vl") != 0;
+    m.avx512bw = __builtin_cpu_supports("avx512bw") != 0;
 #endif
     for (size_t i = 0; i < invdl_kernel_path_count(); i++)
         for (int p = 0; p < PATH_COUNT; p++)
@@ -912,11 +914,11 @@ static void print_markdown(const results *res, const machine *m, const char *com
     }
     printf("\nns per element: medians of repeated runs in one process, single thread; "
            "n = %s is in cache, n = %s (%zu MiB per array) out of cache. "
-           "%s (%ld CPUs online), AVX2 %s, FMA %s, AVX-512 F and DQ %s. Command: `%s`.\n",
+           "%s (%ld CPUs online), AVX2 %s, FMA %s, AVX-512 F/DQ/VL/BW %s. Command: `%s`.\n",
            size_name(res->sizes[0], nbuf, sizeof nbuf), size_name(res->sizes[1], bar, sizeof bar),
            res->sizes[1] * sizeof(float) >> 20, m->cpu, m->cpus_online, m->avx2 ? "yes" : "no",
            m->fma ? "yes" : "no",
-           m->avx512f && m->avx512dq ? "yes" : "no", command);
+           m->avx512f && m->avx512dq && m->avx512vl && m->avx512bw ? "yes" : "no", command);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -982,9 +984,10 @@ int main(int argc, char **argv)
         command = args != NULL ? args : argv[0];
 
     printf("invdl %s kernel benchmark\n", invdl_version_string());
-    printf("machine:  %s, %ld CPUs online; AVX2 %s, FMA %s, AVX-512 F %s, DQ %s\n", m.cpu,
-           m.cpus_online, m.avx2 ? "yes" : "no", m.fma ? "yes" : "no", m.avx512f ? "yes" : "no",
-           m.avx512dq ? "yes" : "no");
+    printf("machine:  %s, %ld CPUs online; AVX2 %s, FMA %s, AVX-512 F %s, DQ %s, VL %s, BW %s\n",
+           m.cpu, m.cpus_online, m.avx2 ? "yes" : "no", m.fma ? "yes" : "no",
+           m.avx512f ? "yes" : "no", m.avx512dq ? "yes" : "no", m.avx512vl ? "yes" : "no",
+           m.avx512bw ? "yes" : "no");
     printf("paths:    ");
     for (int p = 0; p < PATH_COUNT; p++)
         printf("%s%s %s", p ? ", " : "", PATH_NAMES[p],

@@ -26,7 +26,8 @@ static int have_avx2_fma(void)
 static int have_avx512(void)
 {
     return have_avx2_fma() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512dq");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw");
 }
 #endif
 

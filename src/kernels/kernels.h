@@ -32,7 +32,7 @@
 #endif
 
 /* SIMD paths are built where GCC/clang can target AVX2+FMA per function,
- * and AVX-512 (F and DQ) where the build found the compiler able to
+ * and AVX-512 (F, DQ, VL, BW) where the build found the compiler able to
  * (meson.build defines INVDL_CC_AVX512); each runs only on CPUs that have
  * its instructions (dispatch.c). */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -111,8 +111,8 @@ INVDL_DECLARE_PATH(avx2)
 #endif
 
 #if INVDL_HAVE_AVX512
-/* The AVX-512 path; call only where the CPU has AVX2, FMA and AVX-512 F and
- * DQ. */
+/* The AVX-512 path; call only where the CPU has AVX2, FMA and AVX-512 F,
+ * DQ, VL and BW. */
 INVDL_DECLARE_PATH(avx512)
 #endif
 
