@@ -57,7 +57,6 @@ VBODY static inline vdouble INVDL_V(abstanh_em_pd)(vdouble r, vdouble scale, int
     return vd_fmadd(scale, em, vd_sub(scale, vd_set1(1.0)));
 }
 
-
 /* Lane permutes pick piece i's coefficients from an 8-entry table each. */
 VBODY static inline vfloat INVDL_V(abstanh_pieces)(const float (*table)[8], vint piece, vfloat d)
 {
@@ -110,7 +109,7 @@ VBODY static inline vdouble INVDL_V(abstanh_residual_pd)(vdouble a, vdouble x0)
 }
 
 /* The forward in three phases (run_phases): d[0..1] |x| in double, d[2..3]
- * the reduced argument r, d[4..5] the scale 2^k; then d[0..1] the product
+ * the reduced argument r, d[4..5] the scale; then d[0..1] the product
  * |x| tanh|x|. */
 VBODY static inline void INVDL_V(abstanh_forward_first)(vfloat x, vstate *st, int *outside)
 {

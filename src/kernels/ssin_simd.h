@@ -61,9 +61,7 @@ VBODY static inline void INVDL_V(ssin_inverse_start)(vfloat y, vstart *st, int *
 /* Phase 2's residual f(x0) - a, for half a vector (run_split). */
 VBODY static inline vdouble INVDL_V(ssin_residual_pd)(vdouble a, vdouble x0)
 {
-    vdouble u0 = vd_mul(x0, x0);
-    vdouble f0 = vd_fmadd(vd_mul(u0, u0), vd_estrin(SSIN_R, 7, u0), u0);
-    return vd_sub(f0, a);
+    return vd_sub(INVDL_V(ssin_forward_pd)(x0), a);
 }
 
 VTARGET invdl_status INVDL_V(ssin_forward)(size_t n, const float *x, float *y)
