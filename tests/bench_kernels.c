@@ -6,14 +6,21 @@
  * ----------------
  * Each kernel direction runs at two sizes, 4096 floats (16 KiB, in L1) and
  * 16M floats (64 MiB per array, beyond any cache of the machines in view),
- * next to the baselines of the same family:
- *   signed sin   invdl forward/inverse (the dispatched public functions and
- *                the portable scalar path), x*sinf(fabsf(x)) with glibc's
- *                scalar sinf and vectorized through libmvec;
- *   abs-tanh     likewise with fabsf(x)*tanhf(x);
- *   mprelu       invdl forward/inverse on [rows][64] with glorot alphas,
- *                memcpy (the memory limit) and an AVX2 copy loop (the limit
- *                for a kernel that stores through the cache).
+ * on every code path the library has and the CPU runs (the portable scalar
+ * path, AVX2+FMA, AVX-512), next to the baselines of the same family:
+ *   signed sin   invdl forward/inverse per path; x*sinf(fabsf(x)) with
+ *                glibc's scalar sinf, and through libmvec at each vector
+ *                width (_ZGVdN8v_sinf: 8 floats per call with AVX2,
+ *                _ZGVeN16v_sinf: 16 with AVX-512);
+ *   abs-tanh     likewise with fabsf(x)*tanhf(x) (_ZGVdN8v_tanhf,
+ *                _ZGVeN16v_tanhf);
+ *   mprelu       invdl forward/inverse per path on [rows][64] with glorot
+ *                alphas, and the public functions on rows of 8 columns;
+ *                memcpy (the memory limit) and copy loops through AVX2 and
+ *                AVX-512 registers (the limit for a kernel of that width
+ *                that stores through the cache).
+ * Each SIMD path's forward is compared with the libmvec loop of its own
+ * width, each inverse with its own path's forward.
  * Inputs lie in each direction's domain and come from a fixed seed: signed
  * sin uniform in [-XMAX, XMAX] forward and [-YMAX, YMAX] inverse; abs-tanh
  * uniform in [-4, 4] forward and its image inverse; mprelu uniform in
@@ -32,9 +39,9 @@
  * every call keeps the compiler from dropping or merging calls, and one
  * output element per sample is read into a volatile sink.
  *
- * Before timing, each family's outputs are checked: the dispatched path
- * against the scalar path (they must agree bit for bit), and the glibc
- * loops against invdl's correctly rounded results (their error in ulps).
+ * Before timing, each family's outputs are checked: every SIMD path against
+ * the scalar path (they must agree bit for bit), and the glibc loops
+ * against invdl's correctly rounded results (their error in ulps).
  *
  * Options: --budget=F scales the time budget (default 1), --quick is
  * --budget=0.1 with fewer rounds, --large=N sets the out-of-cache size.
@@ -75,6 +82,8 @@ typedef struct bench_job {
     const float *in;    /* not owned */
     float *out;         /* not owned */
     invdl_status status; /* the first status other than INVDL_OK seen */
+    invdl_elementwise_fn elementwise; /* a path's kernel, or NULL */
+    invdl_mprelu_fn mprelu;           /* a path's PReLU kernel, or NULL */
 } bench_job;
 
 static void note_status(bench_job *job, invdl_status status)
@@ -83,123 +92,145 @@ static void note_status(bench_job *job, invdl_status status)
         job->status = status;
 }
 
-/* Wrappers giving every case one signature. */
-#define ELEMENTWISE_RUNNER(name, kernel) \
-    static void name(bench_job *j) { note_status(j, kernel(j->n, j->in, j->out)); }
-#define MPRELU_RUNNER(name, kernel, cols)                                                 \
-    static void name(bench_job *j)                                                        \
-    {                                                                                     \
-        note_status(j, kernel(j->n / (cols), (cols), j->alpha, INVDL_MPRELU_ALPHA_MIN,    \
-                              j->in, j->out));                                            \
-    }
+/* A code path's kernel, as job_for() resolved it. */
+static void run_path(bench_job *j)
+{
+    if (j->mprelu != NULL)
+        note_status(j, j->mprelu(j->n / MPRELU_COLS, MPRELU_COLS, j->alpha, INVDL_MPRELU_ALPHA_MIN,
+                                 j->in, j->out));
+    else
+        note_status(j, j->elementwise(j->n, j->in, j->out));
+}
 
-ELEMENTWISE_RUNNER(run_ssin_forward, invdl_ssin_forward)
-ELEMENTWISE_RUNNER(run_ssin_inverse, invdl_ssin_inverse)
-ELEMENTWISE_RUNNER(run_ssin_forward_scalar, invdl_ssin_forward_scalar)
-ELEMENTWISE_RUNNER(run_ssin_inverse_scalar, invdl_ssin_inverse_scalar)
-ELEMENTWISE_RUNNER(run_abstanh_forward, invdl_abstanh_forward)
-ELEMENTWISE_RUNNER(run_abstanh_inverse, invdl_abstanh_inverse)
-ELEMENTWISE_RUNNER(run_abstanh_forward_scalar, invdl_abstanh_forward_scalar)
-ELEMENTWISE_RUNNER(run_abstanh_inverse_scalar, invdl_abstanh_inverse_scalar)
 /* The mprelu kernels also run on rows of 8 columns (a width-8 layer's
- * batch), with the first 8 alphas: per-row overheads show there. */
+ * batch), with the first 8 alphas, through the public functions: per-row
+ * overheads show there. */
 #define MPRELU_NARROW_COLS ((size_t)8)
-MPRELU_RUNNER(run_mprelu_forward_narrow, invdl_mprelu_forward, MPRELU_NARROW_COLS)
-MPRELU_RUNNER(run_mprelu_inverse_narrow, invdl_mprelu_inverse, MPRELU_NARROW_COLS)
-MPRELU_RUNNER(run_mprelu_forward, invdl_mprelu_forward, MPRELU_COLS)
-MPRELU_RUNNER(run_mprelu_inverse, invdl_mprelu_inverse, MPRELU_COLS)
-MPRELU_RUNNER(run_mprelu_forward_scalar, invdl_mprelu_forward_scalar, MPRELU_COLS)
-MPRELU_RUNNER(run_mprelu_inverse_scalar, invdl_mprelu_inverse_scalar, MPRELU_COLS)
+static void run_mprelu_forward_narrow(bench_job *j)
+{
+    note_status(j, invdl_mprelu_forward(j->n / MPRELU_NARROW_COLS, MPRELU_NARROW_COLS, j->alpha,
+                                        INVDL_MPRELU_ALPHA_MIN, j->in, j->out));
+}
+
+static void run_mprelu_inverse_narrow(bench_job *j)
+{
+    note_status(j, invdl_mprelu_inverse(j->n / MPRELU_NARROW_COLS, MPRELU_NARROW_COLS, j->alpha,
+                                        INVDL_MPRELU_ALPHA_MIN, j->in, j->out));
+}
 
 static void run_ssin_glibc(bench_job *j) { bench_ssin_glibc_scalar(j->n, j->in, j->out); }
 static void run_abstanh_glibc(bench_job *j) { bench_abstanh_glibc_scalar(j->n, j->in, j->out); }
 static void run_memcpy(bench_job *j) { memcpy(j->out, j->in, j->n * sizeof *j->in); }
 #ifdef BENCH_HAVE_LIBMVEC
-static void run_ssin_libmvec(bench_job *j) { bench_ssin_libmvec(j->n, j->in, j->out); }
-static void run_abstanh_libmvec(bench_job *j) { bench_abstanh_libmvec(j->n, j->in, j->out); }
+static void run_ssin_libmvec_avx2(bench_job *j) { bench_ssin_libmvec_avx2(j->n, j->in, j->out); }
+static void run_ssin_libmvec_avx512(bench_job *j) { bench_ssin_libmvec_avx512(j->n, j->in, j->out); }
+static void run_abstanh_libmvec_avx2(bench_job *j)
+{
+    bench_abstanh_libmvec_avx2(j->n, j->in, j->out);
+}
+static void run_abstanh_libmvec_avx512(bench_job *j)
+{
+    bench_abstanh_libmvec_avx512(j->n, j->in, j->out);
+}
 static void run_copy_avx2(bench_job *j) { bench_copy_avx2_loop(j->n, j->in, j->out); }
+static void run_copy_avx512(bench_job *j) { bench_copy_avx512_loop(j->n, j->in, j->out); }
 #else
-#define run_ssin_libmvec NULL
-#define run_abstanh_libmvec NULL
+#define run_ssin_libmvec_avx2 NULL
+#define run_ssin_libmvec_avx512 NULL
+#define run_abstanh_libmvec_avx2 NULL
+#define run_abstanh_libmvec_avx512 NULL
 #define run_copy_avx2 NULL
+#define run_copy_avx512 NULL
 #endif
 
 enum family { SSIN, ABSTANH, MPRELU, FAMILY_COUNT };
 enum input { FORWARD_INPUT, INVERSE_INPUT };
 
+/* The library's code paths, by the names of its table (kernels.h). */
+enum path { PATH_SCALAR, PATH_AVX2, PATH_AVX512, PATH_COUNT, NO_PATH = -1 };
+static const char *const PATH_NAMES[PATH_COUNT] = {"scalar", "AVX2", "AVX-512"};
+
+enum kernel { SSIN_FORWARD, SSIN_INVERSE, ABSTANH_FORWARD, ABSTANH_INVERSE, MPRELU_FORWARD,
+              MPRELU_INVERSE, NO_KERNEL };
+
 enum case_id {
-    SSIN_FWD, SSIN_INV, SSIN_FWD_SCALAR, SSIN_INV_SCALAR, SSIN_GLIBC, SSIN_LIBMVEC,
-    ABSTANH_FWD, ABSTANH_INV, ABSTANH_FWD_SCALAR, ABSTANH_INV_SCALAR, ABSTANH_GLIBC,
-    ABSTANH_LIBMVEC,
-    MPRELU_FWD, MPRELU_INV, MPRELU_FWD_SCALAR, MPRELU_INV_SCALAR, MPRELU_FWD_NARROW,
-    MPRELU_INV_NARROW, COPY_MEMCPY, COPY_AVX2,
+    SSIN_FWD_SCALAR, SSIN_FWD_AVX2, SSIN_FWD_AVX512,
+    SSIN_INV_SCALAR, SSIN_INV_AVX2, SSIN_INV_AVX512,
+    SSIN_GLIBC, SSIN_LIBMVEC_AVX2, SSIN_LIBMVEC_AVX512,
+    ABSTANH_FWD_SCALAR, ABSTANH_FWD_AVX2, ABSTANH_FWD_AVX512,
+    ABSTANH_INV_SCALAR, ABSTANH_INV_AVX2, ABSTANH_INV_AVX512,
+    ABSTANH_GLIBC, ABSTANH_LIBMVEC_AVX2, ABSTANH_LIBMVEC_AVX512,
+    MPRELU_FWD_SCALAR, MPRELU_FWD_AVX2, MPRELU_FWD_AVX512,
+    MPRELU_INV_SCALAR, MPRELU_INV_AVX2, MPRELU_INV_AVX512,
+    MPRELU_FWD_NARROW, MPRELU_INV_NARROW,
+    COPY_MEMCPY, COPY_AVX2, COPY_AVX512,
     CASE_COUNT,
     NO_CASE = -1
 };
 
 /* What a case is: its outputs are checked accordingly. */
 enum role {
-    DISPATCHED,  /* a public invdl function: must equal the scalar path */
+    PATH,        /* an invdl code path (or public function): must equal the scalar path */
     SCALAR_PATH, /* the portable path every other path is compared with */
     BASELINE     /* glibc or a copy: its error is reported, not judged */
 };
+
+/* The instructions a baseline is built for. */
+enum needs { ANY_CPU, NEEDS_AVX2, NEEDS_AVX512 };
 
 typedef struct case_info {
     const char *label;
     enum family family;
     enum input input;
     void (*run)(bench_job *job); /* NULL: not built */
-    int needs_avx2;              /* built for AVX2+FMA, run only where present */
+    enum path path;              /* invdl code path, or NO_PATH */
+    enum kernel kernel;          /* its kernel, or NO_KERNEL */
+    enum needs needs;            /* baselines: what the CPU must run */
     enum case_id check;          /* outputs compared with this case's, or NO_CASE */
     enum role role;
 } case_info;
 
-/* Cases for every CPU, and baselines built for AVX2+FMA only. */
-#define ANY_CPU(label, family, input, run, check, role) {label, family, input, run, 0, check, role}
-#define AVX2_ONLY(label, family, input, run, check) {label, family, input, run, 1, check, BASELINE}
+#define ON_PATH(label, family, input, path, kernel, scalar_case)                        \
+    {label, family, input, run_path, path, kernel, ANY_CPU, path == PATH_SCALAR ? NO_CASE \
+     : scalar_case, path == PATH_SCALAR ? SCALAR_PATH : PATH}
+#define BASE(label, family, input, run, needs, check) \
+    {label, family, input, run, NO_PATH, NO_KERNEL, needs, check, BASELINE}
+/* A direction on the three paths. */
+#define PATHS(id, name, family, input, kernel)                                                   \
+    [id##_SCALAR] = ON_PATH(name ", scalar path", family, input, PATH_SCALAR, kernel, NO_CASE),  \
+    [id##_AVX2] = ON_PATH(name ", AVX2 path", family, input, PATH_AVX2, kernel, id##_SCALAR),    \
+    [id##_AVX512] = ON_PATH(name ", AVX-512 path", family, input, PATH_AVX512, kernel,           \
+                            id##_SCALAR)
 
 static const case_info CASES[CASE_COUNT] = {
-    [SSIN_FWD] = ANY_CPU("invdl ssin forward", SSIN, FORWARD_INPUT, run_ssin_forward,
-                            SSIN_FWD_SCALAR, DISPATCHED),
-    [SSIN_INV] = ANY_CPU("invdl ssin inverse", SSIN, INVERSE_INPUT, run_ssin_inverse,
-                            SSIN_INV_SCALAR, DISPATCHED),
-    [SSIN_FWD_SCALAR] = ANY_CPU("invdl ssin forward, scalar path", SSIN, FORWARD_INPUT,
-                                   run_ssin_forward_scalar, NO_CASE, SCALAR_PATH),
-    [SSIN_INV_SCALAR] = ANY_CPU("invdl ssin inverse, scalar path", SSIN, INVERSE_INPUT,
-                                   run_ssin_inverse_scalar, NO_CASE, SCALAR_PATH),
-    [SSIN_GLIBC] = ANY_CPU("glibc x*sinf(fabsf(x)), scalar", SSIN, FORWARD_INPUT,
-                              run_ssin_glibc, SSIN_FWD_SCALAR, BASELINE),
-    [SSIN_LIBMVEC] = AVX2_ONLY("glibc x*sinf(fabsf(x)), libmvec", SSIN, FORWARD_INPUT,
-                               run_ssin_libmvec, SSIN_FWD_SCALAR),
-    [ABSTANH_FWD] = ANY_CPU("invdl abstanh forward", ABSTANH, FORWARD_INPUT,
-                               run_abstanh_forward, ABSTANH_FWD_SCALAR, DISPATCHED),
-    [ABSTANH_INV] = ANY_CPU("invdl abstanh inverse", ABSTANH, INVERSE_INPUT,
-                               run_abstanh_inverse, ABSTANH_INV_SCALAR, DISPATCHED),
-    [ABSTANH_FWD_SCALAR] = ANY_CPU("invdl abstanh forward, scalar path", ABSTANH,
-                                      FORWARD_INPUT, run_abstanh_forward_scalar, NO_CASE,
-                                      SCALAR_PATH),
-    [ABSTANH_INV_SCALAR] = ANY_CPU("invdl abstanh inverse, scalar path", ABSTANH,
-                                      INVERSE_INPUT, run_abstanh_inverse_scalar, NO_CASE,
-                                      SCALAR_PATH),
-    [ABSTANH_GLIBC] = ANY_CPU("glibc fabsf(x)*tanhf(x), scalar", ABSTANH, FORWARD_INPUT,
-                                 run_abstanh_glibc, ABSTANH_FWD_SCALAR, BASELINE),
-    [ABSTANH_LIBMVEC] = AVX2_ONLY("glibc fabsf(x)*tanhf(x), libmvec", ABSTANH, FORWARD_INPUT,
-                                  run_abstanh_libmvec, ABSTANH_FWD_SCALAR),
-    [MPRELU_FWD] = ANY_CPU("invdl mprelu forward", MPRELU, FORWARD_INPUT, run_mprelu_forward,
-                              MPRELU_FWD_SCALAR, DISPATCHED),
-    [MPRELU_INV] = ANY_CPU("invdl mprelu inverse", MPRELU, INVERSE_INPUT, run_mprelu_inverse,
-                              MPRELU_INV_SCALAR, DISPATCHED),
-    [MPRELU_FWD_SCALAR] = ANY_CPU("invdl mprelu forward, scalar path", MPRELU, FORWARD_INPUT,
-                                     run_mprelu_forward_scalar, NO_CASE, SCALAR_PATH),
-    [MPRELU_INV_SCALAR] = ANY_CPU("invdl mprelu inverse, scalar path", MPRELU, INVERSE_INPUT,
-                                     run_mprelu_inverse_scalar, NO_CASE, SCALAR_PATH),
-    [MPRELU_FWD_NARROW] = ANY_CPU("invdl mprelu forward, 8 columns", MPRELU, FORWARD_INPUT,
-                                     run_mprelu_forward_narrow, NO_CASE, DISPATCHED),
-    [MPRELU_INV_NARROW] = ANY_CPU("invdl mprelu inverse, 8 columns", MPRELU, INVERSE_INPUT,
-                                     run_mprelu_inverse_narrow, NO_CASE, DISPATCHED),
-    [COPY_MEMCPY] = ANY_CPU("copy, memcpy", MPRELU, FORWARD_INPUT, run_memcpy, NO_CASE,
-                               BASELINE),
-    [COPY_AVX2] = AVX2_ONLY("copy, AVX2 loop", MPRELU, FORWARD_INPUT, run_copy_avx2, NO_CASE),
+    PATHS(SSIN_FWD, "invdl ssin forward", SSIN, FORWARD_INPUT, SSIN_FORWARD),
+    PATHS(SSIN_INV, "invdl ssin inverse", SSIN, INVERSE_INPUT, SSIN_INVERSE),
+    [SSIN_GLIBC] = BASE("glibc x*sinf(fabsf(x)), scalar", SSIN, FORWARD_INPUT, run_ssin_glibc,
+                        ANY_CPU, SSIN_FWD_SCALAR),
+    [SSIN_LIBMVEC_AVX2] = BASE("glibc x*sinf(fabsf(x)), libmvec _ZGVdN8v_sinf", SSIN, FORWARD_INPUT,
+                               run_ssin_libmvec_avx2, NEEDS_AVX2, SSIN_FWD_SCALAR),
+    [SSIN_LIBMVEC_AVX512] = BASE("glibc x*sinf(fabsf(x)), libmvec _ZGVeN16v_sinf", SSIN, FORWARD_INPUT,
+                                 run_ssin_libmvec_avx512, NEEDS_AVX512, SSIN_FWD_SCALAR),
+    PATHS(ABSTANH_FWD, "invdl abstanh forward", ABSTANH, FORWARD_INPUT, ABSTANH_FORWARD),
+    PATHS(ABSTANH_INV, "invdl abstanh inverse", ABSTANH, INVERSE_INPUT, ABSTANH_INVERSE),
+    [ABSTANH_GLIBC] = BASE("glibc fabsf(x)*tanhf(x), scalar", ABSTANH, FORWARD_INPUT,
+                           run_abstanh_glibc, ANY_CPU, ABSTANH_FWD_SCALAR),
+    [ABSTANH_LIBMVEC_AVX2] = BASE("glibc fabsf(x)*tanhf(x), libmvec _ZGVdN8v_tanhf", ABSTANH, FORWARD_INPUT,
+                                  run_abstanh_libmvec_avx2, NEEDS_AVX2, ABSTANH_FWD_SCALAR),
+    [ABSTANH_LIBMVEC_AVX512] = BASE("glibc fabsf(x)*tanhf(x), libmvec _ZGVeN16v_tanhf", ABSTANH,
+                                    FORWARD_INPUT, run_abstanh_libmvec_avx512, NEEDS_AVX512,
+                                    ABSTANH_FWD_SCALAR),
+    PATHS(MPRELU_FWD, "invdl mprelu forward", MPRELU, FORWARD_INPUT, MPRELU_FORWARD),
+    PATHS(MPRELU_INV, "invdl mprelu inverse", MPRELU, INVERSE_INPUT, MPRELU_INVERSE),
+    [MPRELU_FWD_NARROW] = {"invdl mprelu forward, 8 columns", MPRELU, FORWARD_INPUT,
+                           run_mprelu_forward_narrow, NO_PATH, NO_KERNEL, ANY_CPU, NO_CASE, PATH},
+    [MPRELU_INV_NARROW] = {"invdl mprelu inverse, 8 columns", MPRELU, INVERSE_INPUT,
+                           run_mprelu_inverse_narrow, NO_PATH, NO_KERNEL, ANY_CPU, NO_CASE, PATH},
+    [COPY_MEMCPY] = BASE("copy, memcpy", MPRELU, FORWARD_INPUT, run_memcpy, ANY_CPU, NO_CASE),
+    [COPY_AVX2] = BASE("copy, AVX2 loop", MPRELU, FORWARD_INPUT, run_copy_avx2, NEEDS_AVX2,
+                       NO_CASE),
+    [COPY_AVX512] = BASE("copy, AVX-512 loop", MPRELU, FORWARD_INPUT, run_copy_avx512,
+                         NEEDS_AVX512, NO_CASE),
 };
 
 /* ------------------------------------------------------------------------ */
@@ -209,7 +240,8 @@ static const case_info CASES[CASE_COUNT] = {
 typedef struct machine {
     char cpu[128];
     long cpus_online;
-    int avx2, fma, avx512f;
+    int avx2, fma, avx512f, avx512dq, avx512vl, avx512bw;
+    const invdl_kernel_path *path[PATH_COUNT]; /* NULL: not built */
 } machine;
 
 static void read_cpu_model(char *model, size_t size)
@@ -248,13 +280,34 @@ static machine probe_machine(void)
     m.avx2 = __builtin_cpu_supports("avx2") != 0;
     m.fma = __builtin_cpu_supports("fma") != 0;
     m.avx512f = __builtin_cpu_supports("avx512f") != 0;
+    m.avx512dq = __builtin_cpu_supports("avx512dq") != 0;
+    m.avx512vl = __builtin_cpu_supports("avx512vl") != 0;
+    m.avx512bw = __builtin_cpu_supports("avx512bw") != 0;
 #endif
+    for (size_t i = 0; i < invdl_kernel_path_count(); i++)
+        for (int p = 0; p < PATH_COUNT; p++)
+            if (strcmp(invdl_kernel_path_at(i)->name, PATH_NAMES[p]) == 0)
+                m.path[p] = invdl_kernel_path_at(i);
     return m;
+}
+
+static int case_built(enum case_id c, const machine *m)
+{
+    return CASES[c].run != NULL && (CASES[c].path == NO_PATH || m->path[CASES[c].path] != NULL);
 }
 
 static int case_runs(enum case_id c, const machine *m)
 {
-    return CASES[c].run != NULL && (!CASES[c].needs_avx2 || (m->avx2 && m->fma));
+    if (!case_built(c, m))
+        return 0;
+    if (CASES[c].path != NO_PATH)
+        return m->path[CASES[c].path]->runs();
+    switch (CASES[c].needs) {
+    case NEEDS_AVX2: return m->avx2 && m->fma;
+    case NEEDS_AVX512: return m->avx2 && m->fma && m->avx512f;
+    case ANY_CPU: break;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -450,14 +503,29 @@ typedef struct family_buffers {
 } family_buffers;
 
 static bench_job job_for(enum case_id c, size_t n, const float *alpha, const family_buffers *b,
-                         float *out)
+                         float *out, const machine *m)
 {
-    bench_job job = {n, alpha, b->input[CASES[c].input], out, INVDL_OK};
+    bench_job job = {n, alpha, b->input[CASES[c].input], out, INVDL_OK, NULL, NULL};
+    const invdl_kernel_path *path = CASES[c].path == NO_PATH ? NULL : m->path[CASES[c].path];
+    if (path != NULL) {
+        switch (CASES[c].kernel) {
+        case SSIN_FORWARD: job.elementwise = path->ssin_forward; break;
+        case SSIN_INVERSE: job.elementwise = path->ssin_inverse; break;
+        case ABSTANH_FORWARD: job.elementwise = path->abstanh_forward; break;
+        case ABSTANH_INVERSE: job.elementwise = path->abstanh_inverse; break;
+        case MPRELU_FORWARD: job.mprelu = path->mprelu_forward; break;
+        case MPRELU_INVERSE: job.mprelu = path->mprelu_inverse; break;
+        case NO_KERNEL: break;
+        }
+    }
     return job;
 }
 
-/* A ratio the issue sets a target for: numerator and denominator are always
- * of one family, so they are sampled in the same rounds. */
+/* A ratio with a target: numerator and denominator are always of one
+ * family, so they are sampled in the same rounds.  Each SIMD forward is held
+ * against libmvec at its own vector width (at most 2 times its time: bar;
+ * 1.5: goal), each inverse against its own path's forward (3; 2), PReLU
+ * against memcpy (in cache 1.5; 1.2, out of cache 1.3). */
 typedef struct target {
     const char *what;    /* the kernel direction */
     enum case_id num;
@@ -466,13 +534,23 @@ typedef struct target {
     double goal[2];      /* 0: none */
 } target;
 
+#define FORWARD_TARGET {2.0, 2.0}, {1.5, 1.5}
+#define INVERSE_TARGET {3.0, 3.0}, {2.0, 2.0}
+#define MPRELU_TARGET {1.5, 1.3}, {1.2, 0.0}
+
 static const target TARGETS[] = {
-    {"signed-sin forward", SSIN_FWD, SSIN_LIBMVEC, {1.0, 1.0}, {0.5, 0.5}},
-    {"signed-sin inverse", SSIN_INV, SSIN_FWD, {4.0, 4.0}, {2.0, 2.0}},
-    {"abs-tanh forward", ABSTANH_FWD, ABSTANH_LIBMVEC, {1.0, 1.0}, {0.5, 0.5}},
-    {"abs-tanh inverse", ABSTANH_INV, ABSTANH_FWD, {4.0, 4.0}, {2.0, 2.0}},
-    {"mprelu forward", MPRELU_FWD, COPY_MEMCPY, {1.5, 1.3}, {1.2, 0.0}},
-    {"mprelu inverse", MPRELU_INV, COPY_MEMCPY, {1.5, 1.3}, {1.2, 0.0}},
+    {"signed-sin forward", SSIN_FWD_AVX2, SSIN_LIBMVEC_AVX2, FORWARD_TARGET},
+    {"signed-sin forward", SSIN_FWD_AVX512, SSIN_LIBMVEC_AVX512, FORWARD_TARGET},
+    {"signed-sin inverse", SSIN_INV_AVX2, SSIN_FWD_AVX2, INVERSE_TARGET},
+    {"signed-sin inverse", SSIN_INV_AVX512, SSIN_FWD_AVX512, INVERSE_TARGET},
+    {"abs-tanh forward", ABSTANH_FWD_AVX2, ABSTANH_LIBMVEC_AVX2, FORWARD_TARGET},
+    {"abs-tanh forward", ABSTANH_FWD_AVX512, ABSTANH_LIBMVEC_AVX512, FORWARD_TARGET},
+    {"abs-tanh inverse", ABSTANH_INV_AVX2, ABSTANH_FWD_AVX2, INVERSE_TARGET},
+    {"abs-tanh inverse", ABSTANH_INV_AVX512, ABSTANH_FWD_AVX512, INVERSE_TARGET},
+    {"mprelu forward", MPRELU_FWD_AVX2, COPY_MEMCPY, MPRELU_TARGET},
+    {"mprelu forward", MPRELU_FWD_AVX512, COPY_MEMCPY, MPRELU_TARGET},
+    {"mprelu inverse", MPRELU_INV_AVX2, COPY_MEMCPY, MPRELU_TARGET},
+    {"mprelu inverse", MPRELU_INV_AVX512, COPY_MEMCPY, MPRELU_TARGET},
 };
 #define TARGET_COUNT (sizeof TARGETS / sizeof TARGETS[0])
 
@@ -492,8 +570,8 @@ static void check_family(enum family f, size_t n, const float *alpha, const fami
         enum case_id ref = CASES[c].check;
         if (CASES[c].family != f || ref == NO_CASE || !case_runs((enum case_id)c, m))
             continue;
-        bench_job want = job_for(ref, n, alpha, b, b->check);
-        bench_job got = job_for((enum case_id)c, n, alpha, b, b->out);
+        bench_job want = job_for(ref, n, alpha, b, b->check, m);
+        bench_job got = job_for((enum case_id)c, n, alpha, b, b->out, m);
         CASES[ref].run(&want);
         CASES[c].run(&got);
         note_status(&got, want.status);
@@ -522,7 +600,7 @@ static void time_family(enum family f, size_t n, const float *alpha, const famil
             fprintf(stderr, "bench_kernels: out of memory\n");
             exit(EXIT_FAILURE);
         }
-        jobs[k] = job_for(members[k], n, alpha, b, b->out);
+        jobs[k] = job_for(members[k], n, alpha, b, b->out, m);
         calls[k] = calibrate(members[k], &jobs[k], plan);
     }
 
@@ -591,6 +669,8 @@ static const char *size_name(size_t n, char *buf, size_t size)
     return buf;
 }
 
+#define LABEL_WIDTH 48
+
 static void print_case_table(enum family f, size_t size_index, const results *res,
                              const machine *m)
 {
@@ -599,22 +679,24 @@ static void print_case_table(enum family f, size_t size_index, const results *re
     static const char *const family_name[FAMILY_COUNT] = {"signed sin", "abs-tanh", "mprelu"};
     printf("\n%s, n = %s floats (%s)\n", family_name[f], size_name(n, nbuf, sizeof nbuf),
            size_index == 0 ? "in cache" : "out of cache");
-    printf("  %-36s %8s %8s %8s %8s %8s %7s %6s  %s\n", "ns per element", "median", "min", "p25",
-           "p75", "max", "rounds", "calls", "outputs");
+    printf("  %-*s %8s %8s %8s %8s %8s %7s %6s  %s\n", LABEL_WIDTH, "ns per element", "median",
+           "min", "p25", "p75", "max", "rounds", "calls", "outputs");
     for (int c = 0; c < CASE_COUNT; c++) {
         if (CASES[c].family != f)
             continue;
         const stats *s = &res->at[c][size_index];
         if (!case_runs((enum case_id)c, m)) {
-            printf("  %-36s %s\n", CASES[c].label,
-                   CASES[c].run == NULL ? "not built (needs GCC on x86-64)"
-                                        : "skipped (CPU lacks AVX2/FMA)");
+            const char *why = !case_built((enum case_id)c, m)
+                                  ? (CASES[c].path != NO_PATH ? "not built (-Dsimd=false, or a compiler without it)"
+                                                              : "not built (needs x86-64 and libmvec)")
+                                  : "skipped (the CPU lacks its instructions)";
+            printf("  %-*s %s\n", LABEL_WIDTH, CASES[c].label, why);
             continue;
         }
-        printf("  %-36s %8.3f %8.3f %8.3f %8.3f %8.3f %7zu %6u  ", CASES[c].label, s->median,
-               s->min, s->p25, s->p75, s->max, s->rounds, s->calls);
+        printf("  %-*s %8.3f %8.3f %8.3f %8.3f %8.3f %7zu %6u  ", LABEL_WIDTH, CASES[c].label,
+               s->median, s->min, s->p25, s->p75, s->max, s->rounds, s->calls);
         const output_check *k = &res->check[c][size_index];
-        const char *against = CASES[c].role == DISPATCHED ? "scalar path" : "invdl";
+        const char *against = CASES[c].role == PATH ? "scalar path" : "invdl";
         if (!k->done)
             printf("-");
         else if (k->differing == 0)
@@ -630,22 +712,26 @@ static void print_case_table(enum family f, size_t size_index, const results *re
     }
 }
 
-
 /* What each target divides by, as the tables name it. */
 static const char *reference_name(enum case_id c)
 {
     switch (c) {
-    case SSIN_LIBMVEC:
-    case ABSTANH_LIBMVEC:
-        return "libmvec loop";
-    case SSIN_FWD:
-    case ABSTANH_FWD:
-        return "own forward";
+    case SSIN_LIBMVEC_AVX2:
+    case ABSTANH_LIBMVEC_AVX2:
+        return "libmvec AVX2";
+    case SSIN_LIBMVEC_AVX512:
+    case ABSTANH_LIBMVEC_AVX512:
+        return "libmvec AVX-512";
     case COPY_MEMCPY:
         return "memcpy";
     default:
-        return CASES[c].label;
+        return CASES[c].role == BASELINE ? CASES[c].label : "own forward";
     }
+}
+
+static const char *path_name(enum case_id c)
+{
+    return CASES[c].path == NO_PATH ? "public" : PATH_NAMES[CASES[c].path];
 }
 
 static double median_of(const results *res, enum case_id c, size_t s)
@@ -681,16 +767,16 @@ static void print_ratios(const results *res)
     char nbuf[32], bar[48], goal[48];
     printf("\nTargets: ratio = ratio of the medians above, which the verdicts judge; "
            "paired = median of the ratios within each round\n");
-    printf("  %-20s %9s  %-14s %7s %7s  %-14s %-14s\n", "kernel direction", "n", "divided by",
-           "ratio", "paired", "bar", "goal");
+    printf("  %-20s %-8s %9s  %-16s %7s %7s  %-14s %-14s\n", "kernel direction", "path", "n",
+           "divided by", "ratio", "paired", "bar", "goal");
     for (size_t t = 0; t < TARGET_COUNT; t++)
         for (size_t s = 0; s < 2; s++) {
             const target *g = &TARGETS[t];
             double r = ratio_of(res, g->num, g->den, s);
             format_limit(bar, sizeof bar, r, g->bar[s]);
             format_limit(goal, sizeof goal, r, g->goal[s]);
-            printf("  %-20s %9s  %-14s", g->what, size_name(res->sizes[s], nbuf, sizeof nbuf),
-                   reference_name(g->den));
+            printf("  %-20s %-8s %9s  %-16s", g->what, path_name(g->num),
+                   size_name(res->sizes[s], nbuf, sizeof nbuf), reference_name(g->den));
             print_ratio(7, r);
             print_ratio(7, res->paired[t][s]);
             printf("  %-14s %-14s\n", bar, goal);
@@ -700,21 +786,30 @@ static void print_ratios(const results *res)
         const char *what;
         enum case_id num, den;
     } info[] = {
-        {"signed-sin forward / glibc scalar loop", SSIN_FWD, SSIN_GLIBC},
-        {"abs-tanh forward / glibc scalar loop", ABSTANH_FWD, ABSTANH_GLIBC},
-        {"libmvec sin loop / glibc scalar loop", SSIN_LIBMVEC, SSIN_GLIBC},
-        {"libmvec tanh loop / glibc scalar loop", ABSTANH_LIBMVEC, ABSTANH_GLIBC},
-        {"mprelu forward / AVX2 copy loop", MPRELU_FWD, COPY_AVX2},
-        {"mprelu inverse / AVX2 copy loop", MPRELU_INV, COPY_AVX2},
+        {"signed-sin forward, AVX-512 / AVX2 path", SSIN_FWD_AVX512, SSIN_FWD_AVX2},
+        {"signed-sin inverse, AVX-512 / AVX2 path", SSIN_INV_AVX512, SSIN_INV_AVX2},
+        {"abs-tanh forward, AVX-512 / AVX2 path", ABSTANH_FWD_AVX512, ABSTANH_FWD_AVX2},
+        {"abs-tanh inverse, AVX-512 / AVX2 path", ABSTANH_INV_AVX512, ABSTANH_INV_AVX2},
+        {"mprelu forward, AVX-512 / AVX2 path", MPRELU_FWD_AVX512, MPRELU_FWD_AVX2},
+        {"mprelu inverse, AVX-512 / AVX2 path", MPRELU_INV_AVX512, MPRELU_INV_AVX2},
+        {"libmvec sin, AVX-512 / AVX2", SSIN_LIBMVEC_AVX512, SSIN_LIBMVEC_AVX2},
+        {"libmvec tanh, AVX-512 / AVX2", ABSTANH_LIBMVEC_AVX512, ABSTANH_LIBMVEC_AVX2},
+        {"signed-sin forward, AVX-512 / glibc scalar", SSIN_FWD_AVX512, SSIN_GLIBC},
+        {"abs-tanh forward, AVX-512 / glibc scalar", ABSTANH_FWD_AVX512, ABSTANH_GLIBC},
+        {"mprelu forward, AVX2 / AVX2 copy loop", MPRELU_FWD_AVX2, COPY_AVX2},
+        {"mprelu inverse, AVX2 / AVX2 copy loop", MPRELU_INV_AVX2, COPY_AVX2},
+        {"mprelu forward, AVX-512 / AVX-512 copy loop", MPRELU_FWD_AVX512, COPY_AVX512},
+        {"mprelu inverse, AVX-512 / AVX-512 copy loop", MPRELU_INV_AVX512, COPY_AVX512},
         {"mprelu forward, 8 columns / memcpy", MPRELU_FWD_NARROW, COPY_MEMCPY},
         {"mprelu inverse, 8 columns / memcpy", MPRELU_INV_NARROW, COPY_MEMCPY},
         {"AVX2 copy loop / memcpy", COPY_AVX2, COPY_MEMCPY},
+        {"AVX-512 copy loop / memcpy", COPY_AVX512, COPY_MEMCPY},
     };
     printf("\nOther ratios (no target)\n");
-    printf("  %-40s %9s %9s\n", "", size_name(res->sizes[0], nbuf, sizeof nbuf),
+    printf("  %-44s %9s %9s\n", "", size_name(res->sizes[0], nbuf, sizeof nbuf),
            size_name(res->sizes[1], bar, sizeof bar));
     for (size_t i = 0; i < sizeof info / sizeof info[0]; i++) {
-        printf("  %-40s", info[i].what);
+        printf("  %-44s", info[i].what);
         for (size_t s = 0; s < 2; s++)
             print_ratio(9, ratio_of(res, info[i].num, info[i].den, s));
         printf("\n");
@@ -733,21 +828,47 @@ static void print_markdown(const results *res, const machine *m, const char *com
 {
     char nbuf[32], bar[48], goal[48];
     printf("\nMarkdown\n--------\n\n");
-    printf("| Kernel direction | n | invdl ns/elem | scalar path ns/elem | divided by "
-           "| its ns/elem | ratio | bar | goal |\n");
-    printf("|---|--:|--:|--:|---|--:|--:|---|---|\n");
-    static const enum case_id scalar_of[TARGET_COUNT] = {SSIN_FWD_SCALAR, SSIN_INV_SCALAR,
-                                                         ABSTANH_FWD_SCALAR, ABSTANH_INV_SCALAR,
-                                                         MPRELU_FWD_SCALAR, MPRELU_INV_SCALAR};
+    /* Every direction on every path, with the libmvec loops beside the
+     * forwards. */
+    static const struct {
+        const char *what;
+        enum case_id first; /* its scalar path; AVX2 and AVX-512 follow */
+        enum case_id mvec2, mvec512;
+    } rows[] = {
+        {"signed-sin forward", SSIN_FWD_SCALAR, SSIN_LIBMVEC_AVX2, SSIN_LIBMVEC_AVX512},
+        {"signed-sin inverse", SSIN_INV_SCALAR, NO_CASE, NO_CASE},
+        {"abs-tanh forward", ABSTANH_FWD_SCALAR, ABSTANH_LIBMVEC_AVX2, ABSTANH_LIBMVEC_AVX512},
+        {"abs-tanh inverse", ABSTANH_INV_SCALAR, NO_CASE, NO_CASE},
+        {"mprelu forward", MPRELU_FWD_SCALAR, NO_CASE, NO_CASE},
+        {"mprelu inverse", MPRELU_INV_SCALAR, NO_CASE, NO_CASE},
+    };
+    printf("| kernel direction | n | scalar path | AVX2 path | AVX-512 path | libmvec AVX2 "
+           "| libmvec AVX-512 |\n|---|--:|--:|--:|--:|--:|--:|\n");
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        for (size_t s = 0; s < 2; s++) {
+            printf("| %s | %s |", rows[r].what, size_name(res->sizes[s], nbuf, sizeof nbuf));
+            for (int p = 0; p < PATH_COUNT; p++)
+                md_number(median_of(res, (enum case_id)(rows[r].first + p), s));
+            if (rows[r].mvec2 == NO_CASE) {
+                printf(" - | - |\n");
+            } else {
+                md_number(median_of(res, rows[r].mvec2, s));
+                md_number(median_of(res, rows[r].mvec512, s));
+                printf("\n");
+            }
+        }
+
+    printf("\n| kernel direction | path | n | ns/elem | compared with | its ns/elem | ratio "
+           "| bar | goal |\n|---|---|--:|--:|---|--:|--:|---|---|\n");
     for (size_t t = 0; t < TARGET_COUNT; t++)
         for (size_t s = 0; s < 2; s++) {
             const target *g = &TARGETS[t];
             double r = ratio_of(res, g->num, g->den, s);
             format_limit(bar, sizeof bar, r, g->bar[s]);
             format_limit(goal, sizeof goal, r, g->goal[s]);
-            printf("| %s | %s |", g->what, size_name(res->sizes[s], nbuf, sizeof nbuf));
+            printf("| %s | %s | %s |", g->what, path_name(g->num),
+                   size_name(res->sizes[s], nbuf, sizeof nbuf));
             md_number(median_of(res, g->num, s));
-            md_number(median_of(res, scalar_of[t], s));
             printf(" %s |", reference_name(g->den));
             md_number(median_of(res, g->den, s));
             md_number(r);
@@ -759,13 +880,16 @@ static void print_markdown(const results *res, const machine *m, const char *com
         enum case_id c;
     } base[] = {
         {"glibc `x*sinf(fabsf(x))`, scalar", SSIN_GLIBC},
-        {"glibc `x*sinf(fabsf(x))`, libmvec", SSIN_LIBMVEC},
+        {"glibc `x*sinf(fabsf(x))`, libmvec `_ZGVdN8v_sinf`", SSIN_LIBMVEC_AVX2},
+        {"glibc `x*sinf(fabsf(x))`, libmvec `_ZGVeN16v_sinf`", SSIN_LIBMVEC_AVX512},
         {"glibc `fabsf(x)*tanhf(x)`, scalar", ABSTANH_GLIBC},
-        {"glibc `fabsf(x)*tanhf(x)`, libmvec", ABSTANH_LIBMVEC},
+        {"glibc `fabsf(x)*tanhf(x)`, libmvec `_ZGVdN8v_tanhf`", ABSTANH_LIBMVEC_AVX2},
+        {"glibc `fabsf(x)*tanhf(x)`, libmvec `_ZGVeN16v_tanhf`", ABSTANH_LIBMVEC_AVX512},
         {"memcpy", COPY_MEMCPY},
         {"AVX2 copy loop", COPY_AVX2},
+        {"AVX-512 copy loop", COPY_AVX512},
     };
-    printf("\n| Baseline | ns/elem at %s |", size_name(res->sizes[0], nbuf, sizeof nbuf));
+    printf("\n| baseline | ns/elem at %s |", size_name(res->sizes[0], nbuf, sizeof nbuf));
     printf(" ns/elem at %s | max ulps from invdl (correctly rounded) |\n|---|--:|--:|--:|\n",
            size_name(res->sizes[1], nbuf, sizeof nbuf));
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
@@ -790,10 +914,11 @@ static void print_markdown(const results *res, const machine *m, const char *com
     }
     printf("\nns per element: medians of repeated runs in one process, single thread; "
            "n = %s is in cache, n = %s (%zu MiB per array) out of cache. "
-           "%s (%ld CPUs online), AVX2 %s, FMA %s. Command: `%s`.\n",
+           "%s (%ld CPUs online), AVX2 %s, FMA %s, AVX-512 F/DQ/VL/BW %s. Command: `%s`.\n",
            size_name(res->sizes[0], nbuf, sizeof nbuf), size_name(res->sizes[1], bar, sizeof bar),
            res->sizes[1] * sizeof(float) >> 20, m->cpu, m->cpus_online, m->avx2 ? "yes" : "no",
-           m->fma ? "yes" : "no", command);
+           m->fma ? "yes" : "no",
+           m->avx512f && m->avx512dq && m->avx512vl && m->avx512bw ? "yes" : "no", command);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -859,8 +984,15 @@ int main(int argc, char **argv)
         command = args != NULL ? args : argv[0];
 
     printf("invdl %s kernel benchmark\n", invdl_version_string());
-    printf("machine:  %s, %ld CPUs online; AVX2 %s, FMA %s, AVX-512F %s\n", m.cpu, m.cpus_online,
-           m.avx2 ? "yes" : "no", m.fma ? "yes" : "no", m.avx512f ? "yes" : "no");
+    printf("machine:  %s, %ld CPUs online; AVX2 %s, FMA %s, AVX-512 F %s, DQ %s, VL %s, BW %s\n",
+           m.cpu, m.cpus_online, m.avx2 ? "yes" : "no", m.fma ? "yes" : "no",
+           m.avx512f ? "yes" : "no", m.avx512dq ? "yes" : "no", m.avx512vl ? "yes" : "no",
+           m.avx512bw ? "yes" : "no");
+    printf("paths:    ");
+    for (int p = 0; p < PATH_COUNT; p++)
+        printf("%s%s %s", p ? ", " : "", PATH_NAMES[p],
+               m.path[p] == NULL ? "not built" : m.path[p]->runs() ? "runs" : "built, not run");
+    printf("; the public functions take the %s path\n", invdl_kernel_path_best()->name);
 #if defined(__clang__)
     printf("compiler: clang %d.%d.%d", __clang_major__, __clang_minor__, __clang_patchlevel__);
 #elif defined(__GNUC__)
@@ -874,7 +1006,7 @@ int main(int argc, char **argv)
     printf("; build: %s\n", BENCH_BUILD);
     printf("command:  %s\n", command);
     printf("baselines: glibc scalar loops built with %s; libmvec loops %s\n", BENCH_SCALAR_FLAGS,
-           BENCH_LIBMVEC_FLAGS);
+           BENCH_LIBMVEC);
     printf("timing:   CLOCK_MONOTONIC, ns per element; families sampled in interleaved rounds, "
            "budget x%g%s\n",
            budget, quick ? " (quick)" : "");
@@ -919,7 +1051,7 @@ int main(int argc, char **argv)
         free(b.check);
     }
 
-    /* The dispatched and scalar paths must agree, and the inputs lie in the
+    /* Every path must agree with the scalar one, and the inputs lie in the
      * domains: anything else makes the numbers meaningless. */
     for (int c = 0; c < CASE_COUNT; c++) {
         if (CASES[c].role == BASELINE)

@@ -2,9 +2,12 @@
  * exhaustive.c - checks every float through the kernels.
  *
  * Every one of the 2^32 float bit patterns goes through the forward and the
- * inverse of signed sin and abs-tanh, on both code paths (the public,
- * dispatched functions and the portable scalar ones, which must agree bit
- * for bit), in blocks of 4096 through the array API.  Monotonic PReLU gets
+ * inverse of signed sin and abs-tanh, on every code path the CPU runs, in
+ * blocks of 4096 through the array API: the public, dispatched functions
+ * (the widest path) and the portable scalar ones, which must agree bit for
+ * bit and whose results are judged, and each other SIMD path (AVX2 where
+ * the public functions take AVX-512), which must give the public results
+ * bit for bit: that one comparison per result is all another path costs.  Monotonic PReLU gets
  * all 2^32 inputs for one slope and every 31st bit pattern for sixteen
  * more (see the configuration table for why that is dense enough).
  *
@@ -38,7 +41,7 @@
  * Exit status 0 iff what invdl.h documents holds: every forward and
  * inverse of signed sin and abs-tanh correctly rounded (which includes the
  * issue's bar of 1 ulp), mprelu the single IEEE operation, no monotonicity
- * or rule violation, both paths agree, the reference met its own error
+ * or rule violation, all paths agree, the reference met its own error
  * bound, and nothing needed for those verdicts stayed undecided.
  */
 /* clock_gettime, nanosleep, sysconf */
@@ -49,6 +52,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +262,7 @@ typedef struct tstats {
     judge j[3];
     examples rules[RULE_COUNT];
     examples disagree;           /* public != scalar */
+    examples disagree_other;     /* another SIMD path != public */
     examples monotone[2];        /* forward / inverse (mprelu), [0] otherwise */
     ref_tally tally;
     rt_stats rt;
@@ -279,6 +284,7 @@ static void tstats_merge(tstats *into, const tstats *from)
     for (int r = 0; r < RULE_COUNT; r++)
         ex_merge(&into->rules[r], &from->rules[r]);
     ex_merge(&into->disagree, &from->disagree);
+    ex_merge(&into->disagree_other, &from->disagree_other);
     ex_merge(&into->monotone[0], &from->monotone[0]);
     ex_merge(&into->monotone[1], &from->monotone[1]);
     into->tally.escalated += from->tally.escalated;
@@ -319,6 +325,7 @@ typedef struct pair {
     ref_fn fn;          /* the kernel's exact function for x >= 0 */
     ref_fn base_fn;     /* sin or tanh, for glibc's float function */
     kernel_fn fwd, fwd_scalar, inv, inv_scalar;
+    size_t fwd_slot, inv_slot; /* where a path table (kernels.h) has them */
     float (*glibc)(float);
     const char *glibc_name;
     const char *naive_name;
@@ -329,6 +336,7 @@ typedef struct pair {
 static const pair pair_ssin = {
     "signed sin", REF_XSIN, REF_SIN,
     invdl_ssin_forward, invdl_ssin_forward_scalar, invdl_ssin_inverse, invdl_ssin_inverse_scalar,
+    offsetof(invdl_kernel_path, ssin_forward), offsetof(invdl_kernel_path, ssin_inverse),
     sinf, "glibc sinf", "naive x*sinf(fabsf(x))",
     1, INVDL_SSIN_XMAX, INVDL_SSIN_YMAX,
 };
@@ -337,9 +345,31 @@ static const pair pair_abstanh = {
     "abs-tanh", REF_XTANH, REF_TANH,
     invdl_abstanh_forward, invdl_abstanh_forward_scalar, invdl_abstanh_inverse,
     invdl_abstanh_inverse_scalar,
+    offsetof(invdl_kernel_path, abstanh_forward), offsetof(invdl_kernel_path, abstanh_inverse),
     tanhf, "glibc tanhf", "naive fabsf(x)*tanhf(x)",
     0, INFINITY, INFINITY,
 };
+
+static kernel_fn path_kernel(const invdl_kernel_path *path, size_t slot)
+{
+    return *(const kernel_fn *)(const void *)((const char *)path + slot);
+}
+
+/* The SIMD paths this CPU runs besides the one the public functions take,
+ * set once by main() before the sweep. */
+#define MAX_PATHS 8
+static const invdl_kernel_path *other_paths[MAX_PATHS];
+static size_t other_count;
+
+static void find_other_paths(void)
+{
+    const invdl_kernel_path *best = invdl_kernel_path_best();
+    for (size_t i = 1; i < invdl_kernel_path_count() && other_count < MAX_PATHS; i++) {
+        const invdl_kernel_path *p = invdl_kernel_path_at(i);
+        if (p != best && p->runs())
+            other_paths[other_count++] = p;
+    }
+}
 
 /* The header's abs-tanh thresholds and the underflow limit. */
 #define ABSTANH_FWD_IDENTITY 0x1.169cfep+3f
@@ -677,11 +707,12 @@ static void status_check(tstats *s, invdl_status got, invdl_status want, uint32_
         ex_add(&s->rules[RULE_STATUS], first_in, (uint32_t)got, (uint32_t)want);
 }
 
-static void agree_check(tstats *s, const float *pub, const float *sc, const float *in, uint32_t n)
+static void agree_check(examples *ex, const float *pub, const float *sc, const float *in,
+                        uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
         if (!same_or_both_nan(pub[i], sc[i]))
-            ex_add(&s->disagree, fbits(in[i]), fbits(pub[i]), fbits(sc[i]));
+            ex_add(ex, fbits(in[i]), fbits(pub[i]), fbits(sc[i]));
 }
 
 /* The results at +in and -in must be +0 and -0; returns how many are not. */
@@ -723,12 +754,14 @@ static inline void mono_step(mono *m, examples *viol, bedge *e, int side, uint32
     e->last_in[side] = in;
 }
 
-/* Runs one direction on both signs through both paths (the scalar one in
- * place on the negative inputs), checks the statuses against the header's
- * (INVDL_EDOMAIN iff signed sin meets an input beyond `limit`) and that
- * the paths agree bit for bit. */
-static void run_paths(tstats *s, const pair *p, kernel_fn pub, kernel_fn scalar, float limit,
-                      uint32_t n, const float *inp, const float *inn, float *outp, float *outn)
+/* Runs one direction on both signs through every path (the scalar one in
+ * place on the negative inputs, the other SIMD paths in place on the
+ * positive ones), checks the statuses against the header's (INVDL_EDOMAIN
+ * iff signed sin meets an input beyond `limit`) and that the paths agree
+ * bit for bit. */
+static void run_paths(tstats *s, const pair *p, kernel_fn pub, kernel_fn scalar, size_t slot,
+                      float limit, uint32_t n, const float *inp, const float *inn, float *outp,
+                      float *outn)
 {
     float sp[BLOCK], sn[BLOCK];
     invdl_status st[4];
@@ -743,8 +776,16 @@ static void run_paths(tstats *s, const pair *p, kernel_fn pub, kernel_fn scalar,
     invdl_status want_st = (p->branch && outside) ? INVDL_EDOMAIN : INVDL_OK;
     for (int k = 0; k < 4; k++)
         status_check(s, st[k], want_st, fbits(k < 2 ? inp[0] : inn[0]));
-    agree_check(s, outp, sp, inp, n);
-    agree_check(s, outn, sn, inn, n);
+    agree_check(&s->disagree, outp, sp, inp, n);
+    agree_check(&s->disagree, outn, sn, inn, n);
+    for (size_t k = 0; k < other_count; k++) {
+        kernel_fn f = path_kernel(other_paths[k], slot);
+        memcpy(sp, inp, n * sizeof *sp);
+        status_check(s, f(n, sp, sp), want_st, fbits(inp[0]));
+        status_check(s, f(n, inn, sn), want_st, fbits(inn[0]));
+        agree_check(&s->disagree_other, outp, sp, inp, n);
+        agree_check(&s->disagree_other, outn, sn, inn, n);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -759,7 +800,7 @@ static void run_forward(const task *t, tstats *s, uint32_t blk)
     uint32_t mag[BLOCK], idx[BLOCK];
     uint8_t state[BLOCK];
     uint32_t n = fill_block(t, blk, xp, xn, mag);
-    run_paths(s, p, p->fwd, p->fwd_scalar, p->xmax, n, xp, xn, yp, yn);
+    run_paths(s, p, p->fwd, p->fwd_scalar, p->fwd_slot, p->xmax, n, xp, xn, yp, yn);
 
     bedge *e = &t->edges[0][blk];
     mono mp = {0, 0}, mn = {0, 0};
@@ -871,7 +912,7 @@ static void run_inverse(const task *t, tstats *s, uint32_t blk)
     float yp[BLOCK], yn[BLOCK], xp[BLOCK], xn[BLOCK];
     uint32_t mag[BLOCK];
     uint32_t n = fill_block(t, blk, yp, yn, mag);
-    run_paths(s, p, p->inv, p->inv_scalar, p->ymax, n, yp, yn, xp, xn);
+    run_paths(s, p, p->inv, p->inv_scalar, p->inv_slot, p->ymax, n, yp, yn, xp, xn);
 
     bedge *e = &t->edges[0][blk];
     mono mp = {0, 0}, mn = {0, 0};
@@ -956,8 +997,17 @@ static void run_mprelu(const task *t, tstats *s, uint32_t blk)
         st[4] = invdl_mprelu_inverse(n, 1, &c->alpha, c->alpha_min, f1, rt);
         for (int k = 0; k < 5; k++)
             status_check(s, st[k], INVDL_OK, fbits(in[0]));
-        agree_check(s, f1, f2, in, n);
-        agree_check(s, i1, i2, in, n);
+        agree_check(&s->disagree, f1, f2, in, n);
+        agree_check(&s->disagree, i1, i2, in, n);
+        for (size_t k = 0; k < other_count; k++) {
+            const invdl_kernel_path *path = other_paths[k];
+            status_check(s, path->mprelu_forward(n, 1, &c->alpha, c->alpha_min, in, f2), INVDL_OK,
+                         fbits(in[0]));
+            status_check(s, path->mprelu_inverse(n, 1, &c->alpha, c->alpha_min, in, i2), INVDL_OK,
+                         fbits(in[0]));
+            agree_check(&s->disagree_other, f1, f2, in, n);
+            agree_check(&s->disagree_other, i1, i2, in, n);
+        }
 
         mono mf = {0, 0}, mi = {0, 0};
         for (uint32_t i = 0; i < n; i++) {
@@ -1439,8 +1489,32 @@ static invdl_status one(kernel_fn k, float in, float *out)
     return k(1, &in, out);
 }
 
+/* The public functions as a path table, then every path this CPU runs:
+ * the edge facts hold on each.  Returns how many. */
+static size_t edge_paths(invdl_kernel_path *sets)
+{
+    static const invdl_kernel_path public_fns = {
+        .name = "public",
+        .runs = NULL,
+        .ssin_forward = invdl_ssin_forward,
+        .ssin_inverse = invdl_ssin_inverse,
+        .abstanh_forward = invdl_abstanh_forward,
+        .abstanh_inverse = invdl_abstanh_inverse,
+        .mprelu_forward = invdl_mprelu_forward,
+        .mprelu_inverse = invdl_mprelu_inverse,
+    };
+    size_t n = 0;
+    sets[n++] = public_fns;
+    for (size_t i = 0; i < invdl_kernel_path_count() && n < MAX_PATHS; i++)
+        if (invdl_kernel_path_at(i)->runs())
+            sets[n++] = *invdl_kernel_path_at(i);
+    return n;
+}
+
 static void check_edges(examples *ex)
 {
+    invdl_kernel_path sets[MAX_PATHS];
+    size_t nsets = edge_paths(sets);
     const float xmax = INVDL_SSIN_XMAX, ymax = INVDL_SSIN_YMAX;
     printf("Edge facts\n");
     if (fbits(xmax) != fbits(0x1.03ae56p+1f) || fbits(ymax) != fbits(0x1.d1d83cp+0f))
@@ -1459,13 +1533,12 @@ static void check_edges(examples *ex)
         edge_fail(ex, "YMAX is not Y rounded down", (double)ymax, ref_Y());
 
     /* floats around XMAX: forward values and per-element status */
-    const kernel_fn fwds[2] = {invdl_ssin_forward, invdl_ssin_forward_scalar};
-    const kernel_fn invs[2] = {invdl_ssin_inverse, invdl_ssin_inverse_scalar};
-    for (int path = 0; path < 2; path++) {
+    for (size_t path = 0; path < nsets; path++) {
+        const kernel_fn fwd = sets[path].ssin_forward, inv = sets[path].ssin_inverse;
         float y;
         float around[3] = {next_down(xmax), xmax, next_up(xmax)};
         for (int k = 0; k < 3; k++) {
-            invdl_status st = one(fwds[path], around[k], &y);
+            invdl_status st = one(fwd, around[k], &y);
             if (!same_bits(y, ymax) || st != (k == 2 ? INVDL_EDOMAIN : INVDL_OK))
                 edge_fail(ex, "forward of the floats around XMAX is not YMAX", (double)around[k],
                           (double)y);
@@ -1476,9 +1549,9 @@ static void check_edges(examples *ex)
                 uint32_t by = (uint32_t)((int32_t)fbits(ymax) + d) | (sign ? SIGN_BIT : 0);
                 float out;
                 invdl_status want = d > 0 ? INVDL_EDOMAIN : INVDL_OK;
-                if (one(fwds[path], bitsf(bx), &out) != want)
+                if (one(fwd, bitsf(bx), &out) != want)
                     edge_fail(ex, "per-element forward status near XMAX", fl(bx), (double)out);
-                if (one(invs[path], bitsf(by), &out) != want || (d > 0) != (isnan(out) != 0))
+                if (one(inv, bitsf(by), &out) != want || (d > 0) != (isnan(out) != 0))
                     edge_fail(ex, "per-element inverse status/NaN near YMAX", fl(by), (double)out);
             }
         }
@@ -1489,16 +1562,15 @@ static void check_edges(examples *ex)
     printf("  inverse(YMAX) = %a, T - inverse(YMAX) = %.3g (%.0f ulps of XMAX)\n", (double)xtop,
            ref_T() - (double)xtop, (ref_T() - (double)xtop) / ulp_at((double)xmax));
 
-    /* specials, one element at a time, both paths */
+    /* specials, one element at a time, every path */
     const float specials[] = {NAN, -NAN, INFINITY, -INFINITY};
-    for (int path = 0; path < 2; path++) {
-        const kernel_fn at[2] = {path ? invdl_abstanh_forward_scalar : invdl_abstanh_forward,
-                                 path ? invdl_abstanh_inverse_scalar : invdl_abstanh_inverse};
+    for (size_t path = 0; path < nsets; path++) {
+        const kernel_fn at[2] = {sets[path].abstanh_forward, sets[path].abstanh_inverse};
         for (int k = 0; k < 4; k++) {
             float out;
-            if (one(fwds[path], specials[k], &out) != INVDL_EDOMAIN || !isnan(out))
+            if (one(sets[path].ssin_forward, specials[k], &out) != INVDL_EDOMAIN || !isnan(out))
                 edge_fail(ex, "signed sin forward of NaN/inf", (double)specials[k], (double)out);
-            if (one(invs[path], specials[k], &out) != INVDL_EDOMAIN || !isnan(out))
+            if (one(sets[path].ssin_inverse, specials[k], &out) != INVDL_EDOMAIN || !isnan(out))
                 edge_fail(ex, "signed sin inverse of NaN/inf", (double)specials[k], (double)out);
             for (int dir = 0; dir < 2; dir++) {
                 int want_nan = k < 2;
@@ -1510,24 +1582,29 @@ static void check_edges(examples *ex)
     }
 
     /* argument rules: NULL, size overflow, size 0; nothing written */
-    const kernel_fn all[8] = {
-        invdl_ssin_forward, invdl_ssin_forward_scalar, invdl_ssin_inverse,
-        invdl_ssin_inverse_scalar, invdl_abstanh_forward, invdl_abstanh_forward_scalar,
-        invdl_abstanh_inverse, invdl_abstanh_inverse_scalar,
-    };
-    for (int k = 0; k < 8; k++) {
+    enum { ELEMENTWISE = 4, MPRELU_FNS = 2 };
+    kernel_fn all[MAX_PATHS * ELEMENTWISE];
+    invdl_mprelu_fn mps[MAX_PATHS * MPRELU_FNS];
+    for (size_t path = 0; path < nsets; path++) {
+        const invdl_kernel_path *set = &sets[path];
+        kernel_fn *a = all + ELEMENTWISE * path;
+        a[0] = set->ssin_forward;
+        a[1] = set->ssin_inverse;
+        a[2] = set->abstanh_forward;
+        a[3] = set->abstanh_inverse;
+        mps[MPRELU_FNS * path] = set->mprelu_forward;
+        mps[MPRELU_FNS * path + 1] = set->mprelu_inverse;
+    }
+    for (size_t k = 0; k < ELEMENTWISE * nsets; k++) {
         float in = 1.0f, out = 42.0f;
         if (all[k](1, NULL, &out) != INVDL_EINVAL || all[k](1, &in, NULL) != INVDL_EINVAL ||
             all[k](SIZE_MAX, &in, &out) != INVDL_EINVAL || all[k](0, NULL, NULL) != INVDL_OK ||
             out != 42.0f)
             edge_fail(ex, "kernel argument rules", (double)k, (double)out);
     }
-    typedef invdl_status (*mp_fn)(size_t, size_t, const float *, float, const float *, float *);
-    const mp_fn mps[4] = {invdl_mprelu_forward, invdl_mprelu_forward_scalar, invdl_mprelu_inverse,
-                          invdl_mprelu_inverse_scalar};
     const float bad_min[] = {0.0f, -0.0f, -0.01f, NAN, INFINITY};
     const float bad_alpha[] = {NAN, INFINITY, -INFINITY};
-    for (int k = 0; k < 4; k++) {
+    for (size_t k = 0; k < MPRELU_FNS * nsets; k++) {
         float in[2] = {-1.0f, 1.0f}, out[2] = {42.0f, 42.0f}, al = 0.3f;
         for (size_t m = 0; m < sizeof bad_min / sizeof bad_min[0]; m++)
             if (mps[k](1, 2, (float[]){0.3f, 0.3f}, bad_min[m], in, out) != INVDL_EINVAL)
@@ -1555,7 +1632,7 @@ static void check_edges(examples *ex)
     for (uint32_t i = 0; i < ROWS; i++)
         for (uint32_t j = 0; j < COLS; j++)
             x[i * COLS + j] = bitsf(i * 65521u + j * 7919u * 4099u);
-    for (int k = 0; k < 4; k++) {
+    for (size_t k = 0; k < MPRELU_FNS * nsets; k++) {
         if (mps[k](ROWS, COLS, alphas, 0.01f, x, y) != INVDL_OK)
             edge_fail(ex, "mprelu multi-column status", (double)k, 0);
         for (uint32_t j = 0; j < COLS; j++) {
@@ -1584,7 +1661,8 @@ static void check_edges(examples *ex)
 
 static uint64_t rule_total(const tstats *s)
 {
-    uint64_t n = s->disagree.count + s->monotone[0].count + s->monotone[1].count;
+    uint64_t n = s->disagree.count + s->disagree_other.count + s->monotone[0].count +
+                 s->monotone[1].count;
     for (int k = 0; k < RULE_COUNT; k++)
         n += s->rules[k].count;
     return n;
@@ -1594,6 +1672,9 @@ static void print_rules(const tstats *s)
 {
     print_examples("public != scalar (bit for bit; scalar in place on negatives)", &s->disagree,
                    0);
+    if (other_count > 0)
+        print_examples("other SIMD paths != public (bit for bit; in place on positives)",
+                       &s->disagree_other, 0);
     for (int k = 0; k < RULE_COUNT; k++)
         if (s->rules[k].count)
             print_examples(rule_names[k], &s->rules[k], k == RULE_STATUS);
@@ -1628,8 +1709,13 @@ int main(int argc, char **argv)
     ref_init();
     printf("invdl exhaustive verifier: %s, %ld threads%s\n", invdl_version_string(), nthreads,
            quick > 1 ? " -- QUICK SAMPLED RUN, not exhaustive" : "");
-    printf("reference: tier 1 glibc double sin/tanh (assumed error < 2^-45 relative), tier 2 %s\n\n",
+    printf("reference: tier 1 glibc double sin/tanh (assumed error < 2^-45 relative), tier 2 %s\n",
            ref_tier2_name());
+    find_other_paths();
+    printf("paths: the public functions take the %s path; the scalar path", invdl_kernel_path_best()->name);
+    for (size_t k = 0; k < other_count; k++)
+        printf("%s the %s path", k + 1 < other_count ? "," : " and", other_paths[k]->name);
+    printf(" must give their results bit for bit\n\n");
 
     examples edge_ex;
     memset(&edge_ex, 0, sizeof edge_ex);

@@ -24,16 +24,19 @@ typedef invdl_status (*kernel_fn)(size_t n, const float *in, float *out);
 
 #define SAMPLE 1000000
 
-static int simd_available(void)
+/* The SIMD paths this CPU runs, by number in the path table (0 is the
+ * scalar path every one is compared with); returns how many. */
+static size_t simd_paths(size_t *which)
 {
-#if INVDL_HAVE_AVX2
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    size_t count = 0;
+    for (size_t i = 1; i < invdl_kernel_path_count(); i++)
+        if (invdl_kernel_path_at(i)->runs())
+            which[count++] = i;
+    return count;
 }
 
-#if INVDL_HAVE_AVX2
+#define MAX_PATHS 8
+
 /* Inputs: a stride through all 2^32 bit patterns from a random start, plus
  * specials, so every binade, sign, NaN and infinity appears. */
 static float *make_inputs(size_t n, uint64_t seed)
@@ -68,87 +71,103 @@ static int same_result(float a, float b)
     return bits_from_float(a) == bits_from_float(b) || (isnan(a) && isnan(b));
 }
 
-static void assert_same_results(const float *a, const float *b, size_t n)
+static void assert_same_results(const char *path, const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!same_result(a[i], b[i]))
-            fail_msg("element %zu: %a vs %a", i, (double)a[i], (double)b[i]);
+            fail_msg("%s path, element %zu: scalar %a, %s %a", path, i, (double)a[i], path,
+                     (double)b[i]);
 }
 
-static void compare_paths(kernel_fn scalar, kernel_fn simd, const float *in, size_t n)
+/* Every length up to two vectors of the widest path and past its tails,
+ * and around the block runners' blocks (64 and 128 floats). */
+static const size_t lengths[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,  11,  12,  13,  14,
+                                 15, 16, 17, 18, 19, 20, 23, 24, 25, 31, 32,  33,  40,  47,  48,
+                                 49, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300};
+
+/* The kernel named by `offset` (offsetof(invdl_kernel_path, ...)) on the
+ * scalar path and on every SIMD path this CPU runs, over in[0..n), then on
+ * every length above at three alignments, in place. */
+static void compare_paths(size_t offset, const float *in, size_t n)
 {
+    size_t which[MAX_PATHS];
+    size_t count = simd_paths(which);
+    kernel_fn scalar = *(const kernel_fn *)((const char *)invdl_kernel_path_at(0) + offset);
     float *a = malloc(n * sizeof *a), *b = malloc((n + 8) * sizeof *b);
     assert_non_null(a);
     assert_non_null(b);
     invdl_status sa = scalar(n, in, a);
-    invdl_status sb = simd(n, in, b);
-    assert_int_equal(sa, sb);
-    for (size_t i = 0; i < n; i++)
-        if (!same_result(a[i], b[i]))
-            fail_msg("input %a: scalar %a, simd %a", (double)in[i], (double)a[i], (double)b[i]);
-    /* Every length from 0 to 40 and every misalignment, in place too. */
-    for (size_t len = 0; len <= 40 && len <= n; len++) {
-        for (size_t off = 0; off < 8 && off + len <= n; off += 3) {
-            memcpy(b + 1, in + off, len * sizeof *b);
-            b[0] = 123.0f;
-            b[len + 1] = 456.0f;
-            assert_int_equal(simd(len, b + 1, b + 1), scalar(len, in + off, a));
-            assert_same_results(a, b + 1, len);
-            assert_true(b[0] == 123.0f && b[len + 1] == 456.0f); /* nothing outside */
+    for (size_t p = 0; p < count; p++) {
+        const invdl_kernel_path *path = invdl_kernel_path_at(which[p]);
+        kernel_fn simd = *(const kernel_fn *)((const char *)path + offset);
+        assert_int_equal(simd(n, in, b), sa);
+        assert_same_results(path->name, a, b, n);
+        for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+            size_t len = lengths[l];
+            for (size_t off = 0; off < 8 && off + len <= n; off += 3) {
+                memcpy(b + 1, in + off, len * sizeof *b);
+                b[0] = 123.0f;
+                b[len + 1] = 456.0f;
+                assert_int_equal(simd(len, b + 1, b + 1), scalar(len, in + off, a));
+                assert_same_results(path->name, a, b + 1, len);
+                assert_true(b[0] == 123.0f && b[len + 1] == 456.0f); /* nothing outside */
+            }
         }
+        sa = scalar(n, in, a); /* the lengths overwrote a */
     }
     free(a);
     free(b);
 }
 
-#endif
+#define KERNEL(name) offsetof(invdl_kernel_path, name)
 
-#define PAIR(name) invdl_##name##_scalar, invdl_##name##_avx2
+static void skip_without_simd(void)
+{
+    size_t which[MAX_PATHS];
+    if (simd_paths(which) == 0)
+        skip();
+}
 
 static void test_ssin(void **state)
 {
     (void)state;
-    if (!simd_available())
-        skip();
-#if INVDL_HAVE_AVX2
+    skip_without_simd();
     float *all = make_inputs(SAMPLE, 1);
-    compare_paths(PAIR(ssin_forward), all, SAMPLE);
-    compare_paths(PAIR(ssin_inverse), all, SAMPLE);
+    compare_paths(KERNEL(ssin_forward), all, SAMPLE);
+    compare_paths(KERNEL(ssin_inverse), all, SAMPLE);
     free(all);
     float *x = make_uniform(SAMPLE, -INVDL_SSIN_XMAX, INVDL_SSIN_XMAX, 2);
-    compare_paths(PAIR(ssin_forward), x, SAMPLE);
+    compare_paths(KERNEL(ssin_forward), x, SAMPLE);
     float *y = make_uniform(SAMPLE, -INVDL_SSIN_YMAX, INVDL_SSIN_YMAX, 3);
-    compare_paths(PAIR(ssin_inverse), y, SAMPLE);
+    compare_paths(KERNEL(ssin_inverse), y, SAMPLE);
     free(x);
     free(y);
-#endif
 }
 
 static void test_abstanh(void **state)
 {
     (void)state;
-    if (!simd_available())
-        skip();
-#if INVDL_HAVE_AVX2
+    skip_without_simd();
     float *all = make_inputs(SAMPLE, 4);
-    compare_paths(PAIR(abstanh_forward), all, SAMPLE);
-    compare_paths(PAIR(abstanh_inverse), all, SAMPLE);
+    compare_paths(KERNEL(abstanh_forward), all, SAMPLE);
+    compare_paths(KERNEL(abstanh_inverse), all, SAMPLE);
     free(all);
     float *x = make_uniform(SAMPLE, -10.0f, 10.0f, 5);
-    compare_paths(PAIR(abstanh_forward), x, SAMPLE);
-    compare_paths(PAIR(abstanh_inverse), x, SAMPLE);
+    compare_paths(KERNEL(abstanh_forward), x, SAMPLE);
+    compare_paths(KERNEL(abstanh_inverse), x, SAMPLE);
     free(x);
-#endif
 }
 
 static void test_mprelu(void **state)
 {
     (void)state;
-    if (!simd_available())
-        skip();
-#if INVDL_HAVE_AVX2
-    /* Narrow arrays take the pattern path, wide ones the row path. */
-    static const size_t colss[] = {1, 2, 3, 7, 8, 9, 63, 64, 65, 255, 256, 300};
+    skip_without_simd();
+    size_t which[MAX_PATHS];
+    size_t count = simd_paths(which);
+    const invdl_kernel_path *scalar = invdl_kernel_path_at(0);
+    /* Narrow arrays take the pattern path, wide ones the row path; widths
+     * around both vector widths. */
+    static const size_t colss[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 255, 256, 300};
     float *data = make_inputs(SAMPLE / 4, 6);
     uint64_t rng = 7;
     for (size_t c = 0; c < sizeof colss / sizeof colss[0]; c++) {
@@ -162,17 +181,19 @@ static void test_mprelu(void **state)
         assert_non_null(a);
         assert_non_null(b);
         /* Few rows build a partial pattern; many repeat it. */
-        const size_t rowss[] = {0, 1, 2, 3, 7, 9, 33, rows / 3 + 1, rows};
+        const size_t rowss[] = {0, 1, 2, 3, 7, 9, 17, 33, rows / 3 + 1, rows};
         for (int inverse = 0; inverse < 2; inverse++) {
             for (size_t q = 0; q < sizeof rowss / sizeof rowss[0]; q++) {
                 size_t r = rowss[q] < rows ? rowss[q] : rows;
-                invdl_status sa = inverse ? invdl_mprelu_inverse_scalar(r, cols, alpha, 0.01f, data, a)
-                                          : invdl_mprelu_forward_scalar(r, cols, alpha, 0.01f, data, a);
-                memcpy(b, data, r * cols * sizeof *b);
-                invdl_status sb = inverse ? invdl_mprelu_inverse_avx2(r, cols, alpha, 0.01f, b, b)
-                                          : invdl_mprelu_forward_avx2(r, cols, alpha, 0.01f, b, b);
-                assert_int_equal(sa, sb);
-                assert_same_results(a, b, r * cols);
+                invdl_mprelu_fn want = inverse ? scalar->mprelu_inverse : scalar->mprelu_forward;
+                invdl_status sa = want(r, cols, alpha, 0.01f, data, a);
+                for (size_t p = 0; p < count; p++) {
+                    const invdl_kernel_path *path = invdl_kernel_path_at(which[p]);
+                    invdl_mprelu_fn got = inverse ? path->mprelu_inverse : path->mprelu_forward;
+                    memcpy(b, data, r * cols * sizeof *b);
+                    assert_int_equal(got(r, cols, alpha, 0.01f, b, b), sa);
+                    assert_same_results(path->name, a, b, r * cols);
+                }
             }
         }
         free(a);
@@ -180,7 +201,21 @@ static void test_mprelu(void **state)
         free(alpha);
     }
     free(data);
-#endif
+}
+
+/* The public kernels take the widest path the CPU runs; the scalar path
+ * comes first and runs everywhere. */
+static void test_dispatch(void **state)
+{
+    (void)state;
+    size_t widest = 0;
+    for (size_t i = 0; i < invdl_kernel_path_count(); i++)
+        if (invdl_kernel_path_at(i)->runs())
+            widest = i;
+    assert_ptr_equal(invdl_kernel_path_best(), invdl_kernel_path_at(widest));
+    assert_string_equal(invdl_kernel_path_at(0)->name, "scalar");
+    assert_true(invdl_kernel_path_at(0)->runs());
+    assert_null(invdl_kernel_path_at(invdl_kernel_path_count()));
 }
 
 int main(void)
@@ -189,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_ssin),
         cmocka_unit_test(test_abstanh),
         cmocka_unit_test(test_mprelu),
+        cmocka_unit_test(test_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,10 +12,10 @@
  * Both thresholds are the smallest floats with that property (found by
  * exhaustive search against an exact reference, tests/exhaustive.c).
  */
-#include "kernels.h"
-#include "simd_x86.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 
 #define ABSTANH_FWD_IDENTITY 0x1.169cfep+3
 #define ABSTANH_INV_IDENTITY 0x1.169cfcp+3
@@ -74,8 +74,8 @@ static const double ABSTANH_H[8][7] = {
 
 /* Bounds on the fast paths' errors: tanh a within about 2^-47 relative
  * (expm1 polynomial 2^-48.3, doubled by tanh's condition, plus Horner,
- * reduction and division roundings), with margin; the exhaustive verifier
- * confirms every result. */
+ * reduction and division roundings; 2^-46 on the AVX-512 path, see
+ * EXP2_16), with margin; the exhaustive verifier confirms every result. */
 #define ABSTANH_FWD_ERR 0x1p-44
 #define ABSTANH_INV_ERR_X 0x1p-50
 #define ABSTANH_INV_ERR_F 0x1p-44
@@ -182,9 +182,10 @@ invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x)
 
 #if INVDL_HAVE_AVX2
 
-/* The SIMD paths: the same algorithms; the inverse's starting point and the
- * factor of its Newton step come from float pieces looked up with a lane
- * permute.  Coefficients from tests/tools/coefficients.py. */
+/* The SIMD paths (abstanh_simd.h): the same algorithms; the inverse's
+ * starting point and the factor of its Newton step come from float pieces
+ * looked up with a lane permute.  Coefficients from
+ * tests/tools/coefficients.py. */
 
 /* ABSTANH_H for float evaluation, transposed: [coefficient][piece]; log2 abs
  * err -23.1 */
@@ -245,170 +246,46 @@ static const float ABSTANH_G_F[7][8] = {
 #define ABSTANH_M0 (0x1p13f + 0x1p12f + 0x1p9f)
 #define ABSTANH_M_X0 0x1p15f
 
-/* abstanh_tanh() in 4 lanes, 0 <= a <= 9, in steps that the forward runs in
- * separate phases: the reduction -2a = k ln2 + r with the 2^k scale built
- * from the bits of the rounded k; em = expm1(-2a) = 2^k expm1(r) + (2^k - 1),
- * given expm1's polynomial P(r); then tanh a = -em / (2 + em). */
-static inline INVDL_AVX2_BODY void abstanh_reduce_pd(__m256d a, __m256d *r, __m256d *scale)
-{
-    const __m256d magic = _mm256_set1_pd(ROUND_MAGIC);
-    __m256d z = _mm256_mul_pd(a, _mm256_set1_pd(-2.0));
-    __m256d kt = _mm256_fmadd_pd(z, _mm256_set1_pd(INV_LN2), magic);
-    __m256d k = _mm256_sub_pd(kt, magic);
-    *r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), z));
-    /* kt = 1.5*2^52 + k: its bits minus magic's are k. */
-    __m256i kbits = _mm256_sub_epi64(_mm256_castpd_si256(kt), _mm256_castpd_si256(magic));
-    *scale = _mm256_castsi256_pd(
-        _mm256_slli_epi64(_mm256_add_epi64(kbits, _mm256_set1_epi64x(1023)), 52));
-}
+#if INVDL_HAVE_AVX512
+/* The AVX-512 path's exponential reduces by ln2/16 and looks 2^(j/16) up:
+ * the table holds the bits of the double nearest 2^(j/16) less j << 48, so
+ * that adding N << 48 for N = 16k + j multiplies by 2^k too.  Its error,
+ * 2^-53 of the scale, is amplified where em = scale e^r - 1 cancels: at
+ * worst 46 times (N = -1, |em| >= 0.0214), so em is within 2^-47.1
+ * relative with the polynomial's 2^-49.5 and the roundings, and tanh a
+ * within 2^-46 (in the bound ABSTANH_FWD_ERR), and the inverse's N within
+ * 2^-47 of a D as its bound assumes.  From tests/tools/coefficients.py. */
 
-static inline INVDL_AVX2_BODY __m256d abstanh_em_pd(__m256d r, __m256d scale, __m256d poly)
-{
-    __m256d em = _mm256_fmadd_pd(r, _mm256_mul_pd(r, poly), r);
-    return _mm256_fmadd_pd(scale, em, _mm256_sub_pd(scale, _mm256_set1_pd(1.0)));
-}
+/* expm1(r)/r = 1 + r*P(r), |r| <= ln2/32: log2 rel err -49.5 */
+static const double EXPM1_P16[5] = {
+    0x1.0000000000000p-1,
+    0x1.55555554dd44dp-3,
+    0x1.55555555194d2p-5,
+    0x1.11120af701debp-7,
+    0x1.6c17bb51f236dp-10,
+};
 
-static inline INVDL_AVX2_BODY __m256d abstanh_tanh_reduced_pd(__m256d r, __m256d scale,
-                                                              __m256d poly)
-{
-    __m256d em = abstanh_em_pd(r, scale, poly);
-    return _mm256_div_pd(_mm256_sub_pd(_mm256_setzero_pd(), em),
-                         _mm256_add_pd(_mm256_set1_pd(2.0), em));
-}
+static const uint64_t EXP2_16[16] = {
+    0x3ff0000000000000u, /* 2^(0/16) */
+    0x3fefb5586cf9890fu, /* 2^(1/16) */
+    0x3fef72b83c7d517bu, /* 2^(2/16) */
+    0x3fef387a6e756238u, /* 2^(3/16) */
+    0x3fef06fe0a31b715u, /* 2^(4/16) */
+    0x3feedea64c123422u, /* 2^(5/16) */
+    0x3feebfdad5362a27u, /* 2^(6/16) */
+    0x3feeab07dd485429u, /* 2^(7/16) */
+    0x3feea09e667f3bcdu, /* 2^(8/16) */
+    0x3feea11473eb0187u, /* 2^(9/16) */
+    0x3feeace5422aa0dbu, /* 2^(10/16) */
+    0x3feec49182a3f090u, /* 2^(11/16) */
+    0x3feee89f995ad3adu, /* 2^(12/16) */
+    0x3fef199bdd85529cu, /* 2^(13/16) */
+    0x3fef5818dcfba487u, /* 2^(14/16) */
+    0x3fefa4afa2a490dau, /* 2^(15/16) */
+};
+#endif
 
-/* Lane permutes pick piece i's coefficients from an 8-entry table each. */
-static inline INVDL_AVX2_BODY __m256 abstanh_pieces(const float (*table)[8], __m256i piece,
-                                                  __m256 d)
-{
-    __m256 h = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table[6]), piece);
-    for (int j = 5; j >= 0; j--)
-        h = _mm256_fmadd_ps(h, d, _mm256_permutevar8x32_ps(_mm256_loadu_ps(table[j]), piece));
-    return h;
-}
-
-/* Phase 1: the starting point and g = 1/(f' D) in float, from piece i of
- * t = sqrt(a); st->inv_fp holds g. */
-static inline INVDL_AVX2_BODY void abstanh_inverse_start(__m256 y, invdl_start8 *st, int *fix,
-                                                         int *outside)
-{
-    (void)outside;
-    __m256 a = invdl_abs_ps(y);
-    /* Identity lanes (large, ±inf, NaN, ±0) keep y; they compute on 1. */
-    __m256 ident = _mm256_or_ps(
-        _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_INV_IDENTITY), _CMP_NLT_UQ),
-        _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ));
-    /* Subnormal and tiny y, beyond the approximate square root's range, go
-     * to the scalar path. */
-    int tiny = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ));
-    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
-
-    __m256 inv_t = invdl_rsqrt_ps(a);
-    __m256 t = _mm256_mul_ps(a, inv_t);
-    __m256i piece = _mm256_min_epi32(
-        _mm256_cvttps_epi32(_mm256_mul_ps(t, _mm256_set1_ps((float)(8.0 / ABSTANH_H_TOP)))),
-        _mm256_set1_epi32(7));
-    __m256 d = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(piece),
-                                _mm256_set1_ps((float)(ABSTANH_H_TOP / 8.0)), t);
-    __m256 x0 = _mm256_mul_ps(t, abstanh_pieces(ABSTANH_H_F, piece, d));
-    __m256 g = _mm256_mul_ps(_mm256_mul_ps(inv_t, _mm256_set1_ps(0.5f)),
-                             abstanh_pieces(ABSTANH_G_F, piece, d));
-    st->a = a;
-    st->x0 = x0;
-    st->inv_fp = g;
-    st->keep = ident;
-    st->m = invdl_ulps_epi32(_mm256_fmadd_ps(_mm256_mul_ps(x0, g),
-                                             _mm256_set1_ps(ABSTANH_M_X0),
-                                             _mm256_set1_ps(ABSTANH_M0)));
-    *fix |= tiny & ~_mm256_movemask_ps(ident);
-}
-
-/* The residual times D(x0) = 2 + em, the denominator of tanh x0 = -em/D:
- * N = -x0 em - a D, free of the division; g carries the 1/D.  Here the loop
- * waits on latencies, so the polynomial runs by Estrin's scheme. */
-static inline INVDL_AVX2_BODY __m128 abstanh_inverse_half(__m256d a, __m256d x0, __m256d g,
-                                                         __m128i m, int shift, int *undecided)
-{
-    __m256d r, scale;
-    abstanh_reduce_pd(x0, &r, &scale);
-    __m256d em = abstanh_em_pd(r, scale, invdl_estrin_pd(EXPM1_P, 9, r));
-    __m256d den = _mm256_add_pd(_mm256_set1_pd(2.0), em);
-    __m256d n = _mm256_fnmsub_pd(x0, em, _mm256_mul_pd(a, den));
-    return invdl_newton_half(n, x0, g, m, shift, undecided);
-}
-
-/* Phase 2: one Newton step in double and the rounding decision. */
-static inline INVDL_AVX2_BODY __m256 abstanh_inverse_finish(__m256 y, const invdl_start8 *st,
-                                                           int *fix)
-{
-    int undecided = 0;
-    __m128 r0 = abstanh_inverse_half(invdl_lo_pd(st->a), invdl_lo_pd(st->x0),
-                                     invdl_lo_pd(st->inv_fp), _mm256_castsi256_si128(st->m), 0,
-                                     &undecided);
-    __m128 r1 = abstanh_inverse_half(invdl_hi_pd(st->a), invdl_hi_pd(st->x0),
-                                     invdl_hi_pd(st->inv_fp), _mm256_extracti128_si256(st->m, 1),
-                                     4, &undecided);
-    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(y));
-    *fix |= undecided & ~_mm256_movemask_ps(st->keep);
-    return _mm256_blendv_ps(r, y, st->keep);
-}
-
-/* The forward in three phases (invdl_run_phases): d[0..1] |x| in double,
- * d[2..3] the reduced argument r, d[4..5] the scale 2^k; then d[0..1] the
- * product |x| tanh|x|. */
-static inline INVDL_AVX2_BODY void abstanh_forward_first(__m256 x, invdl_state8 *st, int *outside)
-{
-    (void)outside;
-    __m256 a = invdl_abs_ps(x);
-    __m256 ident = _mm256_cmp_ps(a, _mm256_set1_ps((float)ABSTANH_FWD_IDENTITY), _CMP_NLT_UQ);
-    a = _mm256_blendv_ps(a, _mm256_set1_ps(1.0f), ident);
-    st->keep = ident;
-    st->lanes |= invdl_tiny_lanes(a) & ~_mm256_movemask_ps(ident);
-    st->d[0] = invdl_lo_pd(a);
-    st->d[1] = invdl_hi_pd(a);
-    abstanh_reduce_pd(st->d[0], &st->d[2], &st->d[4]);
-    abstanh_reduce_pd(st->d[1], &st->d[3], &st->d[5]);
-}
-
-/* Split into phases, the loop is bound by the floating-point units (the
- * multiply-adds and the divider) rather than by latency, so the polynomial
- * uses Horner's scheme, the fewest operations. */
-static inline INVDL_AVX2_BODY __m256d abstanh_product_half(__m256d a, __m256d r, __m256d scale)
-{
-    return _mm256_mul_pd(a, abstanh_tanh_reduced_pd(r, scale, invdl_horner_pd(EXPM1_P, 9, r)));
-}
-
-static inline INVDL_AVX2_BODY void abstanh_forward_second(invdl_state8 *st)
-{
-    st->d[0] = abstanh_product_half(st->d[0], st->d[2], st->d[4]);
-    st->d[1] = abstanh_product_half(st->d[1], st->d[3], st->d[5]);
-}
-
-static inline INVDL_AVX2_BODY __m256 abstanh_forward_third(__m256 x, invdl_state8 *st)
-{
-    int undecided = 0;
-    __m128 r0 = invdl_round_rel_pd(st->d[0], ABSTANH_FWD_ERR, 0, &undecided);
-    __m128 r1 = invdl_round_rel_pd(st->d[1], ABSTANH_FWD_ERR, 4, &undecided);
-    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
-    st->lanes |= undecided & ~_mm256_movemask_ps(st->keep);
-    return _mm256_blendv_ps(r, x, st->keep);
-}
-
-INVDL_AVX2 invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y)
-{
-    if (invdl_bad_arrays(n, x, y))
-        return INVDL_EINVAL;
-    (void)invdl_run_phases(n, x, y, abstanh_forward_first, abstanh_forward_second,
-                           abstanh_forward_third, invdl_abstanh_forward1);
-    return INVDL_OK;
-}
-
-INVDL_AVX2 invdl_status invdl_abstanh_inverse_avx2(size_t n, const float *y, float *x)
-{
-    if (invdl_bad_arrays(n, y, x))
-        return INVDL_EINVAL;
-    (void)invdl_run_split(n, y, x, abstanh_inverse_start, abstanh_inverse_finish,
-                          invdl_abstanh_inverse1);
-    return INVDL_OK;
-}
+#define INVDL_SIMD_BODIES "kernels/abstanh_simd.h"
+#include "kernels/simd_paths.h"
 
 #endif /* INVDL_HAVE_AVX2 */

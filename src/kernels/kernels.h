@@ -31,13 +31,21 @@
 #error "invdl's kernels need FLT_EVAL_METHOD == 0 (on 32-bit x86: -msse2 -mfpmath=sse)"
 #endif
 
-/* SIMD paths are built where GCC/clang can target AVX2+FMA per function;
- * they run only on CPUs that have it (dispatch.c). */
+/* SIMD paths are built where GCC/clang can target AVX2+FMA per function,
+ * and AVX-512 (F, DQ, VL, BW) where the build found the compiler able to
+ * (meson.build defines INVDL_CC_AVX512); each runs only on CPUs that have
+ * its instructions (dispatch.c). */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(INVDL_NO_SIMD)
 #define INVDL_HAVE_AVX2 1
 #else
 #define INVDL_HAVE_AVX2 0
+#endif
+
+#if INVDL_HAVE_AVX2 && defined(INVDL_CC_AVX512)
+#define INVDL_HAVE_AVX512 1
+#else
+#define INVDL_HAVE_AVX512 0
 #endif
 
 static inline double invdl_horner(const double *c, int n, double t)
@@ -80,29 +88,60 @@ float invdl_ssin_inverse1(float y);
 float invdl_abstanh_forward1(float x);
 float invdl_abstanh_inverse1(float y);
 
-/* The portable scalar path of each public kernel: same contract, same
- * results (every path is correctly rounded, so they agree bit for bit).
- * The public functions dispatch between these and the SIMD paths
- * (dispatch.c); tests call both. */
-invdl_status invdl_ssin_forward_scalar(size_t n, const float *x, float *y);
-invdl_status invdl_ssin_inverse_scalar(size_t n, const float *y, float *x);
-invdl_status invdl_abstanh_forward_scalar(size_t n, const float *x, float *y);
-invdl_status invdl_abstanh_inverse_scalar(size_t n, const float *y, float *x);
-invdl_status invdl_mprelu_forward_scalar(size_t rows, size_t cols, const float *alpha,
-                                         float alpha_min, const float *x, float *y);
-invdl_status invdl_mprelu_inverse_scalar(size_t rows, size_t cols, const float *alpha,
-                                         float alpha_min, const float *y, float *x);
+/* The kernels of one code path, invdl_<kernel>_<path>, with the public
+ * kernels' contract and results (every path is correctly rounded, or the
+ * single IEEE operation, so they agree bit for bit).  The public functions
+ * take the widest path the CPU runs (dispatch.c); tests call them all. */
+#define INVDL_DECLARE_PATH(path)                                                                \
+    invdl_status invdl_ssin_forward_##path(size_t n, const float *x, float *y);               \
+    invdl_status invdl_ssin_inverse_##path(size_t n, const float *y, float *x);               \
+    invdl_status invdl_abstanh_forward_##path(size_t n, const float *x, float *y);            \
+    invdl_status invdl_abstanh_inverse_##path(size_t n, const float *y, float *x);            \
+    invdl_status invdl_mprelu_forward_##path(size_t rows, size_t cols, const float *alpha,    \
+                                             float alpha_min, const float *x, float *y);      \
+    invdl_status invdl_mprelu_inverse_##path(size_t rows, size_t cols, const float *alpha,    \
+                                             float alpha_min, const float *y, float *x);
+
+/* The portable scalar path, always built. */
+INVDL_DECLARE_PATH(scalar)
 
 #if INVDL_HAVE_AVX2
-/* The AVX2+FMA paths, same contract; call only where the CPU has both. */
-invdl_status invdl_ssin_forward_avx2(size_t n, const float *x, float *y);
-invdl_status invdl_ssin_inverse_avx2(size_t n, const float *y, float *x);
-invdl_status invdl_abstanh_forward_avx2(size_t n, const float *x, float *y);
-invdl_status invdl_abstanh_inverse_avx2(size_t n, const float *y, float *x);
-invdl_status invdl_mprelu_forward_avx2(size_t rows, size_t cols, const float *alpha,
-                                       float alpha_min, const float *x, float *y);
-invdl_status invdl_mprelu_inverse_avx2(size_t rows, size_t cols, const float *alpha,
-                                       float alpha_min, const float *y, float *x);
+/* The AVX2+FMA path; call only where the CPU has both. */
+INVDL_DECLARE_PATH(avx2)
 #endif
+
+#if INVDL_HAVE_AVX512
+/* The AVX-512 path; call only where the CPU has AVX2, FMA and AVX-512 F,
+ * DQ, VL and BW. */
+INVDL_DECLARE_PATH(avx512)
+#endif
+
+/* The code paths built into the library, one table each: dispatch.c picks
+ * the widest the CPU runs, and the tests and benchmarks go through all of
+ * them. */
+typedef invdl_status (*invdl_elementwise_fn)(size_t n, const float *in, float *out);
+typedef invdl_status (*invdl_mprelu_fn)(size_t rows, size_t cols, const float *alpha,
+                                        float alpha_min, const float *in, float *out);
+
+typedef struct invdl_kernel_path {
+    const char *name;  /* "scalar", "AVX2", "AVX-512" */
+    int (*runs)(void); /* nonzero if this CPU runs the path */
+    invdl_elementwise_fn ssin_forward;
+    invdl_elementwise_fn ssin_inverse;
+    invdl_elementwise_fn abstanh_forward;
+    invdl_elementwise_fn abstanh_inverse;
+    invdl_mprelu_fn mprelu_forward;
+    invdl_mprelu_fn mprelu_inverse;
+} invdl_kernel_path;
+
+/* Every path built, the portable scalar one first, then by vector width:
+ * path i for i < invdl_kernel_path_count(); whether the CPU runs it is
+ * path->runs().  The table is constant and static: the caller owns
+ * nothing. */
+size_t invdl_kernel_path_count(void);
+const invdl_kernel_path *invdl_kernel_path_at(size_t i);
+
+/* The path the public kernels take on this CPU: the widest it runs. */
+const invdl_kernel_path *invdl_kernel_path_best(void);
 
 #endif /* INVDL_KERNELS_H */

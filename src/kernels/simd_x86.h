@@ -1,192 +1,410 @@
 /*
- * simd_x86.h - AVX2+FMA building blocks shared by the kernels' SIMD paths.
+ * simd_x86.h - the x86 SIMD building blocks of the kernels' fast paths,
+ * for every instruction set that has a path: AVX2+FMA (8 floats per
+ * vector) and AVX-512 (16).
  *
- * Every function here carries INVDL_AVX2, so the library itself needs no
- * -mavx2: the public functions call these paths only after checking the CPU
- * (dispatch.c).  The paths handle 8 floats at a time, evaluate in double
- * (two halves of 4) where correct rounding needs it, and hand the rare
- * undecided or special lanes to the scalar per-element functions.
+ * Every function carries its instruction set's target attribute, so the
+ * library itself needs no -mavx2 or -mavx512f: the public functions call
+ * these paths only after checking the CPU (dispatch.c).  A path handles a
+ * vector of floats at a time, evaluates in double (two halves) where
+ * correct rounding needs it, and hands the rare undecided or special lanes
+ * to the scalar per-element functions.
+ *
+ * One source for every width
+ * --------------------------
+ * This header gives each instruction set's operations names of one
+ * pattern, invdl_<op>_<isa> (the two tables below), and generic names
+ * (vfloat, vd_fmadd, ...) that resolve to them through INVDL_ISA, a macro
+ * naming the instruction set.  The code written with the generic names
+ * lives in headers without include guards that simd_paths.h includes once
+ * per instruction set, with INVDL_ISA set: simd_each.h (polynomials, the
+ * rounding test, the runners) and one per kernel (ssin_simd.h, ...).  What
+ * they define carries the suffix through INVDL_V(name): ssin_simd.h's
+ * INVDL_V(ssin_forward) is invdl_ssin_forward_avx2 in one instance and
+ * invdl_ssin_forward_avx512 in the other.  The algorithms, their constants
+ * and their error bounds thus exist once, and both paths compute the same
+ * correctly rounded results by construction.
  */
 #ifndef INVDL_SIMD_X86_H
 #define INVDL_SIMD_X86_H
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if INVDL_HAVE_AVX2
 
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
+/* invdl_<name>_<INVDL_ISA>; name is pasted before anything expands it. */
+#define INVDL_V(name) INVDL_V_(invdl_##name##_, INVDL_ISA)
+#define INVDL_V_(prefix, isa) INVDL_V__(prefix, isa)
+#define INVDL_V__(prefix, isa) prefix##isa
+
+/* ---- AVX2 + FMA: 8 floats, 4 doubles --------------------------------------- */
+
 #define INVDL_AVX2 __attribute__((__target__("avx2,fma")))
-/* For the vector bodies, which must inline into the runners below. */
-#define INVDL_AVX2_BODY INVDL_AVX2 __attribute__((__always_inline__))
+#define invdl_TARGET_avx2 INVDL_AVX2
+#define invdl_LANES_avx2 8
+/* Whether a 16-entry table of doubles takes one instruction to look up. */
+#define invdl_LOOKUP16_avx2 0
+/* Inputs per block of the block runners (simd_each.h). */
+#define invdl_BLOCK_avx2 64
 
-INVDL_AVX2 static inline __m256d invdl_horner_pd(const double *c, int n, __m256d t)
+typedef __m256 invdl_vfloat_avx2;   /* the floats of one step */
+typedef __m256d invdl_vdouble_avx2; /* half of them in double */
+typedef __m256i invdl_vint_avx2;    /* 32-bit lanes per float, 64-bit per double */
+typedef __m256 invdl_vmask_avx2;    /* a lane mask: all ones or all zeros per float */
+
+#define invdl_set1_ps_avx2 _mm256_set1_ps
+#define invdl_zero_ps_avx2 _mm256_setzero_ps
+#define invdl_load_ps_avx2 _mm256_loadu_ps
+#define invdl_store_ps_avx2 _mm256_storeu_ps
+#define invdl_add_ps_avx2 _mm256_add_ps
+#define invdl_sub_ps_avx2 _mm256_sub_ps
+#define invdl_mul_ps_avx2 _mm256_mul_ps
+#define invdl_div_ps_avx2 _mm256_div_ps
+#define invdl_min_ps_avx2 _mm256_min_ps
+#define invdl_max_ps_avx2 _mm256_max_ps
+#define invdl_fmadd_ps_avx2 _mm256_fmadd_ps
+#define invdl_fnmadd_ps_avx2 _mm256_fnmadd_ps
+#define invdl_or_ps_avx2 _mm256_or_ps
+#define invdl_and_ps_avx2 _mm256_and_ps
+#define invdl_andnot_ps_avx2 _mm256_andnot_ps
+#define invdl_cmp_ps_avx2 _mm256_cmp_ps
+#define invdl_rsqrt_estimate_ps_avx2 _mm256_rsqrt_ps /* relative error <= 1.5 2^-12 */
+#define invdl_cvtt_epi32_avx2 _mm256_cvttps_epi32
+#define invdl_cvt_ps_avx2 _mm256_cvtepi32_ps
+#define invdl_set1_epi32_avx2 _mm256_set1_epi32
+#define invdl_min_epi32_avx2 _mm256_min_epi32
+#define invdl_set1_pd_avx2 _mm256_set1_pd
+#define invdl_add_pd_avx2 _mm256_add_pd
+#define invdl_sub_pd_avx2 _mm256_sub_pd
+#define invdl_mul_pd_avx2 _mm256_mul_pd
+#define invdl_div_pd_avx2 _mm256_div_pd
+#define invdl_fmadd_pd_avx2 _mm256_fmadd_pd
+#define invdl_fnmadd_pd_avx2 _mm256_fnmadd_pd
+#define invdl_fnmsub_pd_avx2 _mm256_fnmsub_pd
+#define invdl_bits_pd_avx2 _mm256_castpd_si256
+#define invdl_from_bits_pd_avx2 _mm256_castsi256_pd
+#define invdl_narrow_pd_avx2 _mm256_cvtpd_ps
+#define invdl_set1_epi64_avx2 _mm256_set1_epi64x
+#define invdl_and_si_avx2 _mm256_and_si256
+#define invdl_add_epi64_avx2 _mm256_add_epi64
+#define invdl_sub_epi64_avx2 _mm256_sub_epi64
+#define invdl_slli_epi64_avx2 _mm256_slli_epi64
+#define invdl_add_epi32_avx2 _mm256_add_epi32
+#define invdl_sub_epi32_avx2 _mm256_sub_epi32
+
+INVDL_AVX2 static inline int invdl_mask_bits_avx2(__m256 m)
 {
-    __m256d acc = _mm256_set1_pd(c[n - 1]);
-#pragma GCC unroll 16
-    for (int i = n - 2; i >= 0; i--)
-        acc = _mm256_fmadd_pd(acc, t, _mm256_set1_pd(c[i]));
-    return acc;
+    return _mm256_movemask_ps(m);
 }
 
-/* The same polynomial by Estrin's scheme: more operations, but a dependency
- * chain of log2(n) steps instead of n, which lets the CPU overlap the
- * lanes' work.  n <= 16. */
-INVDL_AVX2 static inline __m256d invdl_estrin_pd(const double *c, int n, __m256d t)
+INVDL_AVX2 static inline __m256 invdl_mask_or_avx2(__m256 a, __m256 b)
 {
-    __m256d v[8];
-    int m = n / 2;
-#pragma GCC unroll 8
-    for (int i = 0; i < m; i++)
-        v[i] = _mm256_fmadd_pd(_mm256_set1_pd(c[2 * i + 1]), t, _mm256_set1_pd(c[2 * i]));
-    if (n % 2)
-        v[m++] = _mm256_set1_pd(c[n - 1]);
-    __m256d power = _mm256_mul_pd(t, t);
-#pragma GCC unroll 4
-    while (m > 1) {
-#pragma GCC unroll 4
-        for (int i = 0; i < m / 2; i++)
-            v[i] = _mm256_fmadd_pd(v[2 * i + 1], power, v[2 * i]);
-        if (m % 2)
-            v[m / 2] = v[m - 1];
-        m = (m + 1) / 2;
-        power = _mm256_mul_pd(power, power);
-    }
-    return v[0];
+    return _mm256_or_ps(a, b);
 }
 
-INVDL_AVX2 static inline __m256 invdl_estrin_ps(const float *c, int n, __m256 t)
+INVDL_AVX2 static inline __m256 invdl_mask_and_avx2(__m256 a, __m256 b)
 {
-    __m256 v[8];
-    int m = n / 2;
-#pragma GCC unroll 8
-    for (int i = 0; i < m; i++)
-        v[i] = _mm256_fmadd_ps(_mm256_set1_ps(c[2 * i + 1]), t, _mm256_set1_ps(c[2 * i]));
-    if (n % 2)
-        v[m++] = _mm256_set1_ps(c[n - 1]);
-    __m256 power = _mm256_mul_ps(t, t);
-#pragma GCC unroll 4
-    while (m > 1) {
-#pragma GCC unroll 4
-        for (int i = 0; i < m / 2; i++)
-            v[i] = _mm256_fmadd_ps(v[2 * i + 1], power, v[2 * i]);
-        if (m % 2)
-            v[m / 2] = v[m - 1];
-        m = (m + 1) / 2;
-        power = _mm256_mul_ps(power, power);
-    }
-    return v[0];
+    return _mm256_and_ps(a, b);
 }
 
-INVDL_AVX2 static inline __m256d invdl_lo_pd(__m256 v)
+/* b and not a */
+INVDL_AVX2 static inline __m256 invdl_mask_andnot_avx2(__m256 a, __m256 b)
+{
+    return _mm256_andnot_ps(a, b);
+}
+
+/* b where the mask is set, a elsewhere */
+INVDL_AVX2 static inline __m256 invdl_blend_ps_avx2(__m256 a, __m256 b, __m256 m)
+{
+    return _mm256_blendv_ps(a, b, m);
+}
+
+/* The lanes whose sign bit is set: blendv reads the sign bit alone. */
+INVDL_AVX2 static inline __m256 invdl_sign_mask_avx2(__m256 v)
+{
+    return v;
+}
+
+/* Entry idx[i] of an 8-entry table, per lane. */
+INVDL_AVX2 static inline __m256 invdl_lookup8_ps_avx2(const float *table, __m256i idx)
+{
+    return _mm256_permutevar8x32_ps(_mm256_loadu_ps(table), idx);
+}
+
+INVDL_AVX2 static inline __m256d invdl_lo_pd_avx2(__m256 v)
 {
     return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
 }
 
-INVDL_AVX2 static inline __m256d invdl_hi_pd(__m256 v)
+INVDL_AVX2 static inline __m256d invdl_hi_pd_avx2(__m256 v)
 {
     return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
 
-/* The rounding decision of kernels.h in integer arithmetic, for a bound of
- * m[i] ulps of double per lane (0 < m <= 2^27, or 2^29 for "undecided"):
- * p is within m ulps of a
- * rounding midpoint of float exactly when the 29 bits below float's last one
- * are within m of 0x10000000, that is when v = low - (0x10000000 - m) lies in
- * [0, 2m), or v + 2^63 - 2m in [2^63 - 2m, 2^63), the top of the signed
- * range: one compare.  For p whose float lies in the normal range (callers
- * flag the others). */
-INVDL_AVX2 static inline __m128 invdl_round_m_pd(__m256d p, __m128i m32, int shift,
-                                                 int *undecided)
+/* The same from memory: half the floats at p, in double. */
+INVDL_AVX2 static inline __m256d invdl_load_pd_avx2(const float *p)
 {
-    const long long top = 0x7fffffffffffffffLL;
-    __m256i m = _mm256_cvtepi32_epi64(m32);
-    __m256i low = _mm256_and_si256(_mm256_castpd_si256(p), _mm256_set1_epi64x(0x1fffffff));
-    __m256i w = _mm256_sub_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(top - 0x10000000 + 1)), m);
-    __m256i t = _mm256_sub_epi64(_mm256_set1_epi64x(top), _mm256_add_epi64(m, m));
-    __m256i near = _mm256_cmpgt_epi64(w, t);
-    *undecided |= _mm256_movemask_pd(_mm256_castsi256_pd(near)) << shift;
-    return _mm256_cvtpd_ps(p);
+    return _mm256_cvtps_pd(_mm_loadu_ps(p));
 }
 
-/* The same for a fixed relative bound E: E*p < E*2^(e+1) = (E*2^53) ulp(p)
- * for p in [2^e, 2^(e+1)), so m = E*2^53. */
-INVDL_AVX2 static inline __m128 invdl_round_rel_pd(__m256d p, double rel, int shift, int *undecided)
-{
-    return invdl_round_m_pd(p, _mm_set1_epi32((int)(rel * 0x1p53)), shift, undecided);
-}
-
-/* Lanes whose x*|x|-like result may fall below the normal range, where
- * invdl_round_rel_pd() does not apply: 0 < |x| < 2^-62. */
-INVDL_AVX2 static inline int invdl_tiny_lanes(__m256 a)
-{
-    __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-62f), _CMP_LT_OQ),
-                                _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_OQ));
-    return _mm256_movemask_ps(tiny);
-}
-
-/* 1/sqrt(a) for 2^-100 < a < 2^100 from the hardware's 12-bit estimate and
- * one Newton step: relative error below 2^-22, far cheaper than a square
- * root and a division; the inverses' starting points need no more. */
-INVDL_AVX2 static inline __m256 invdl_rsqrt_ps(__m256 a)
-{
-    __m256 r = _mm256_rsqrt_ps(a);
-    __m256 half_ar = _mm256_mul_ps(_mm256_mul_ps(a, r), _mm256_set1_ps(0.5f));
-    /* r (3 - a r^2) / 2 */
-    return _mm256_fnmadd_ps(half_ar, _mm256_mul_ps(r, r), _mm256_mul_ps(r, _mm256_set1_ps(1.5f)));
-}
-
-/* The error bound of an inverse's refined result in ulps of double, as
- * computed in float.  invdl_round_m_pd() holds for m <= 2^27 only (just
- * above a power of two, the midpoint below it is 2^27 ulps of p away), so
- * any larger bound, NaN included, becomes 2^29, which leaves every lane
- * undecided. */
-INVDL_AVX2 static inline __m256i invdl_ulps_epi32(__m256 m)
-{
-    __m256 fits = _mm256_cmp_ps(m, _mm256_set1_ps(0x1p27f), _CMP_LE_OQ);
-    return _mm256_cvttps_epi32(_mm256_blendv_ps(_mm256_set1_ps(0x1p29f), m, fits));
-}
-
-/* Phase 2 of the inverses, shared: one Newton step from x0, x1 = x0 - n k,
- * with n the residual f(x0) - a in double and k ~ 1/f' from phase 1 (or, as
- * abs-tanh does, both scaled: n times a factor D, k divided by it), rounded
- * with phase 1's bound. */
-INVDL_AVX2 static inline __m128 invdl_newton_half(__m256d n, __m256d x0, __m256d k, __m128i m,
-                                                  int shift, int *undecided)
-{
-    __m256d x1 = _mm256_fnmadd_pd(n, k, x0);
-    return invdl_round_m_pd(x1, m, shift, undecided);
-}
-
-INVDL_AVX2 static inline __m256 invdl_join_ps(__m128 lo, __m128 hi)
+INVDL_AVX2 static inline __m256 invdl_join_ps_avx2(__m128 lo, __m128 hi)
 {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
-/* The unsigned magnitude and the sign bit of 8 floats. */
-INVDL_AVX2 static inline __m256 invdl_abs_ps(__m256 v)
+/* The lanes where a > b, signed 32-bit, as bits. */
+INVDL_AVX2 static inline int invdl_gt_epi32_bits_avx2(__m256i a, __m256i b)
 {
-    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+    return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)));
 }
 
-INVDL_AVX2 static inline __m256 invdl_sign_ps(__m256 v)
+/* The low 32 bits of each 64-bit lane of a, then of b, in order. */
+INVDL_AVX2 static inline __m256i invdl_even_epi32_avx2(__m256i a, __m256i b)
 {
-    return _mm256_and_ps(_mm256_set1_ps(-0.0f), v);
+    __m256 mixed = _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b),
+                                     _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_permute4x64_epi64(_mm256_castps_si256(mixed), _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/* Runs a vector body over n floats: full vectors of 8 straight from memory,
- * the tail through a zero-padded buffer.  body(in, &lanes, &outside)
- * returns 8 results, sets in lanes those the scalar function fix() must
- * replace, and raises outside for the status.  Vectors needing fix-ups are
- * queued with their inputs (out may be in) and fixed in batches, so the hot
- * loop makes no calls and keeps its constants in registers. */
-typedef __m256 (*invdl_body8)(__m256 in, int *fix_lanes, int *outside);
+/* ---- AVX-512: 16 floats, 8 doubles ------------------------------------------ */
 
+#if INVDL_HAVE_AVX512
+
+/* The intrinsics below need F and DQ; with VL and BW as well the compiler
+ * has all 32 registers for 256-bit values and 32-bit mask operations,
+ * which the signed-sin inverse measurably gains from.  Every CPU with DQ
+ * has VL and BW. */
+#define INVDL_AVX512 \
+    __attribute__((__target__("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")))
+#define invdl_TARGET_avx512 INVDL_AVX512
+#define invdl_LANES_avx512 16
+#define invdl_LOOKUP16_avx512 1
+#define invdl_BLOCK_avx512 128
+
+typedef __m512 invdl_vfloat_avx512;
+typedef __m512d invdl_vdouble_avx512;
+typedef __m512i invdl_vint_avx512;
+typedef __mmask16 invdl_vmask_avx512;
+
+#define invdl_set1_ps_avx512 _mm512_set1_ps
+#define invdl_zero_ps_avx512 _mm512_setzero_ps
+#define invdl_load_ps_avx512 _mm512_loadu_ps
+#define invdl_store_ps_avx512 _mm512_storeu_ps
+#define invdl_add_ps_avx512 _mm512_add_ps
+#define invdl_sub_ps_avx512 _mm512_sub_ps
+#define invdl_mul_ps_avx512 _mm512_mul_ps
+#define invdl_div_ps_avx512 _mm512_div_ps
+#define invdl_min_ps_avx512 _mm512_min_ps
+#define invdl_max_ps_avx512 _mm512_max_ps
+#define invdl_fmadd_ps_avx512 _mm512_fmadd_ps
+#define invdl_fnmadd_ps_avx512 _mm512_fnmadd_ps
+#define invdl_or_ps_avx512 _mm512_or_ps
+#define invdl_and_ps_avx512 _mm512_and_ps
+#define invdl_andnot_ps_avx512 _mm512_andnot_ps
+#define invdl_cmp_ps_avx512 _mm512_cmp_ps_mask
+#define invdl_rsqrt_estimate_ps_avx512 _mm512_rsqrt14_ps /* relative error <= 2^-14 */
+#define invdl_cvtt_epi32_avx512 _mm512_cvttps_epi32
+#define invdl_cvt_ps_avx512 _mm512_cvtepi32_ps
+#define invdl_set1_epi32_avx512 _mm512_set1_epi32
+#define invdl_min_epi32_avx512 _mm512_min_epi32
+#define invdl_set1_pd_avx512 _mm512_set1_pd
+#define invdl_add_pd_avx512 _mm512_add_pd
+#define invdl_sub_pd_avx512 _mm512_sub_pd
+#define invdl_mul_pd_avx512 _mm512_mul_pd
+#define invdl_div_pd_avx512 _mm512_div_pd
+#define invdl_fmadd_pd_avx512 _mm512_fmadd_pd
+#define invdl_fnmadd_pd_avx512 _mm512_fnmadd_pd
+#define invdl_fnmsub_pd_avx512 _mm512_fnmsub_pd
+#define invdl_bits_pd_avx512 _mm512_castpd_si512
+#define invdl_from_bits_pd_avx512 _mm512_castsi512_pd
+#define invdl_narrow_pd_avx512 _mm512_cvtpd_ps
+#define invdl_set1_epi64_avx512 _mm512_set1_epi64
+#define invdl_and_si_avx512 _mm512_and_si512
+#define invdl_add_epi64_avx512 _mm512_add_epi64
+#define invdl_sub_epi64_avx512 _mm512_sub_epi64
+#define invdl_slli_epi64_avx512 _mm512_slli_epi64
+#define invdl_add_epi32_avx512 _mm512_add_epi32
+#define invdl_sub_epi32_avx512 _mm512_sub_epi32
+
+INVDL_AVX512 static inline int invdl_mask_bits_avx512(__mmask16 m)
+{
+    return (int)m;
+}
+
+INVDL_AVX512 static inline __mmask16 invdl_mask_or_avx512(__mmask16 a, __mmask16 b)
+{
+    return (__mmask16)(a | b);
+}
+
+INVDL_AVX512 static inline __mmask16 invdl_mask_and_avx512(__mmask16 a, __mmask16 b)
+{
+    return (__mmask16)(a & b);
+}
+
+INVDL_AVX512 static inline __mmask16 invdl_mask_andnot_avx512(__mmask16 a, __mmask16 b)
+{
+    return (__mmask16)(~a & b);
+}
+
+INVDL_AVX512 static inline __m512 invdl_blend_ps_avx512(__m512 a, __m512 b, __mmask16 m)
+{
+    return _mm512_mask_blend_ps(m, a, b);
+}
+
+INVDL_AVX512 static inline __mmask16 invdl_sign_mask_avx512(__m512 v)
+{
+    return _mm512_movepi32_mask(_mm512_castps_si512(v));
+}
+
+INVDL_AVX512 static inline __m512 invdl_lookup8_ps_avx512(const float *table, __m512i idx)
+{
+    return _mm512_permutexvar_ps(idx, _mm512_broadcast_f32x8(_mm256_loadu_ps(table)));
+}
+
+/* Entry idx[i] mod 16 of a 16-entry table, per 64-bit lane. */
+INVDL_AVX512 static inline __m512i invdl_lookup16_epi64_avx512(const uint64_t *table, __m512i idx)
+{
+    return _mm512_permutex2var_epi64(_mm512_loadu_si512(table), idx,
+                                     _mm512_loadu_si512(table + 8));
+}
+
+INVDL_AVX512 static inline __m512d invdl_lo_pd_avx512(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+}
+
+INVDL_AVX512 static inline __m512d invdl_hi_pd_avx512(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+}
+
+INVDL_AVX512 static inline __m512d invdl_load_pd_avx512(const float *p)
+{
+    return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
+
+INVDL_AVX512 static inline __m512 invdl_join_ps_avx512(__m256 lo, __m256 hi)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+INVDL_AVX512 static inline int invdl_gt_epi32_bits_avx512(__m512i a, __m512i b)
+{
+    return (int)_mm512_cmpgt_epi32_mask(a, b);
+}
+
+INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    return _mm512_permutex2var_epi32(a, even, b);
+}
+
+#endif /* INVDL_HAVE_AVX512 */
+
+/* ---- The generic names ---------------------------------------------------- */
+
+/* Attributes: VTARGET for every function of a path, VBODY for the vector
+ * bodies, which must inline into the runners (simd_each.h). */
+#define VTARGET INVDL_V(TARGET)
+#define VBODY VTARGET __attribute__((__always_inline__))
+#define VLANES INVDL_V(LANES)
+#define VBLOCK INVDL_V(BLOCK)
+#define VLOOKUP16 INVDL_V(LOOKUP16)
+
+#define vfloat INVDL_V(vfloat)
+#define vdouble INVDL_V(vdouble)
+#define vint INVDL_V(vint)
+#define vmask INVDL_V(vmask)
+
+/* floats */
+#define vf_set1 INVDL_V(set1_ps)
+#define vf_zero INVDL_V(zero_ps)
+#define vf_load INVDL_V(load_ps)
+#define vf_store INVDL_V(store_ps)
+#define vf_add INVDL_V(add_ps)
+#define vf_sub INVDL_V(sub_ps)
+#define vf_mul INVDL_V(mul_ps)
+#define vf_div INVDL_V(div_ps)
+#define vf_min INVDL_V(min_ps)
+#define vf_max INVDL_V(max_ps)
+#define vf_fmadd INVDL_V(fmadd_ps)   /* a b + c */
+#define vf_fnmadd INVDL_V(fnmadd_ps) /* c - a b */
+#define vf_or INVDL_V(or_ps)
+#define vf_and INVDL_V(and_ps)
+#define vf_andnot INVDL_V(andnot_ps) /* b and not a */
+#define vf_cmp INVDL_V(cmp_ps)       /* a vmask */
+#define vf_blend INVDL_V(blend_ps)
+#define vf_rsqrt_estimate INVDL_V(rsqrt_estimate_ps)
+#define vf_lookup8 INVDL_V(lookup8_ps)
+#define vf_to_int INVDL_V(cvtt_epi32) /* truncating */
+#define vf_from_int INVDL_V(cvt_ps)
+#define vf_lo_pd INVDL_V(lo_pd)       /* the first half, in double */
+#define vf_hi_pd INVDL_V(hi_pd)
+#define vd_load_ps INVDL_V(load_pd)   /* VLANES / 2 floats from memory, in double */
+#define vf_join INVDL_V(join_ps)      /* two halves of floats, as vd_narrow gives them */
+#define vf_sign_mask INVDL_V(sign_mask)
+
+/* masks */
+#define vm_bits INVDL_V(mask_bits)    /* lane i in bit i */
+#define vm_or INVDL_V(mask_or)
+#define vm_and INVDL_V(mask_and)
+#define vm_andnot INVDL_V(mask_andnot)
+
+/* doubles */
+#define vd_set1 INVDL_V(set1_pd)
+#define vd_add INVDL_V(add_pd)
+#define vd_sub INVDL_V(sub_pd)
+#define vd_mul INVDL_V(mul_pd)
+#define vd_div INVDL_V(div_pd)
+#define vd_fmadd INVDL_V(fmadd_pd)   /* a b + c */
+#define vd_fnmadd INVDL_V(fnmadd_pd) /* c - a b */
+#define vd_fnmsub INVDL_V(fnmsub_pd) /* -(a b) - c */
+#define vd_bits INVDL_V(bits_pd)
+#define vd_from_bits INVDL_V(from_bits_pd)
+#define vd_narrow INVDL_V(narrow_pd)  /* to half a vector of floats, rounded */
+
+/* integers: 32-bit lanes per float, 64-bit lanes per double */
+#define vi_set1_32 INVDL_V(set1_epi32)
+#define vi_min_32 INVDL_V(min_epi32)
+#define vi_add_32 INVDL_V(add_epi32)
+#define vi_sub_32 INVDL_V(sub_epi32)
+#define vi_gt_32_bits INVDL_V(gt_epi32_bits)
+#define vi_even_32 INVDL_V(even_epi32) /* low halves of two vectors' 64-bit lanes */
+#define vi_set1_64 INVDL_V(set1_epi64)
+#define vi_and INVDL_V(and_si)
+#define vi_add_64 INVDL_V(add_epi64)
+#define vi_sub_64 INVDL_V(sub_epi64)
+#define vi_slli_64 INVDL_V(slli_epi64)
+#define vi_lookup16_64 INVDL_V(lookup16_epi64) /* where VLOOKUP16 */
+
+/* what simd_each.h defines */
+#define vd_horner INVDL_V(horner_pd)
+#define vd_estrin INVDL_V(estrin_pd)
+#define vf_horner INVDL_V(horner_ps)
+#define vd_round INVDL_V(round_pd)
+#define vf_abs INVDL_V(abs_ps)
+#define vf_signbit INVDL_V(sign_ps)
+#define vf_tiny_lanes INVDL_V(tiny_lanes)
+#define vf_sqrt INVDL_V(sqrt_ps)
+#define vf_ulps INVDL_V(ulps_epi32)
+#define vstart INVDL_V(start)
+#define vstate INVDL_V(state)
+
+/* ---- What does not depend on the width ------------------------------------- */
+
+#define INVDL_MAX_LANES 16
+
+/* A vector whose lanes need the scalar function, queued with its inputs so
+ * that the hot loop makes no calls (simd_each.h). */
 typedef struct invdl_fixup {
     size_t at;
     int lanes;
-    float in[8];
+    float in[INVDL_MAX_LANES];
 } invdl_fixup;
 
 #define INVDL_FIXUPS 16
@@ -195,162 +413,20 @@ static inline void invdl_apply_fixups(const invdl_fixup *queue, int count, float
                                       float (*fix)(float))
 {
     for (int q = 0; q < count; q++)
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < INVDL_MAX_LANES; k++)
             if (queue[q].lanes >> k & 1)
                 out[queue[q].at + (size_t)k] = fix(queue[q].in[k]);
 }
 
-INVDL_AVX2 static inline int invdl_run8(size_t n, const float *in, float *out, invdl_body8 body,
-                                        float (*fix)(float))
+/* The block runners' input: the block itself, or when partial a copy
+ * zero-padded to `block` floats in pad. */
+static inline const float *invdl_block_in(const float *in, size_t len, size_t block, float *pad)
 {
-    int outside = 0, queued = 0;
-    invdl_fixup queue[INVDL_FIXUPS];
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(in + i);
-        int lanes = 0;
-        _mm256_storeu_ps(out + i, body(v, &lanes, &outside));
-        if (__builtin_expect(lanes != 0, 0)) {
-            queue[queued].at = i;
-            queue[queued].lanes = lanes;
-            _mm256_storeu_ps(queue[queued].in, v);
-            if (++queued == INVDL_FIXUPS) {
-                invdl_apply_fixups(queue, queued, out, fix);
-                queued = 0;
-            }
-        }
-    }
-    invdl_apply_fixups(queue, queued, out, fix);
-    if (i < n) {
-        float src[8] = {0}, dst[8];
-        size_t rest = n - i;
-        memcpy(src, in + i, rest * sizeof *src);
-        int lanes = 0;
-        __m256 r = body(_mm256_loadu_ps(src), &lanes, &outside);
-        _mm256_storeu_ps(dst, r);
-        for (size_t k = 0; k < rest; k++)
-            if (lanes >> k & 1)
-                dst[k] = fix(src[k]);
-        memcpy(out + i, dst, rest * sizeof *dst);
-    }
-    return outside;
-}
-
-#define INVDL_BLOCK 64
-
-/* The block runners' ends: the input block, zero-padded when partial, and
- * the output block, with the scalar fix-ups of the lanes flagged in
- * lanes[] applied before anything reaches out (which may be in). */
-static inline const float *invdl_block_in(const float *in, size_t len, float *pad)
-{
-    if (len == INVDL_BLOCK)
+    if (len == block)
         return in;
     memcpy(pad, in, len * sizeof *pad);
-    memset(pad + len, 0, (INVDL_BLOCK - len) * sizeof *pad);
+    memset(pad + len, 0, (block - len) * sizeof *pad);
     return pad;
-}
-
-INVDL_AVX2 static inline void invdl_block_out(float *out, float *dst, const float *src,
-                                              size_t len, const int *lanes, int any,
-                                              float (*fix)(float))
-{
-    if (any)
-        for (size_t k = 0; k < len; k++)
-            if (lanes[k / 8] >> (k % 8) & 1)
-                dst[k] = fix(src[k]);
-    if (len == INVDL_BLOCK)
-        for (size_t v = 0; v < INVDL_BLOCK / 8; v++)
-            _mm256_storeu_ps(out + 8 * v, _mm256_loadu_ps(dst + 8 * v));
-    else
-        memcpy(out, dst, len * sizeof *dst);
-}
-
-/* A two-phase runner for the inverses.  Phase 1 computes, in float, a
- * starting point and its derivative for a block of up to 64 inputs; phase 2
- * refines them in double.  Split this way, each loop carries short
- * dependency chains that the CPU overlaps across iterations, where one long
- * chain per vector would leave it waiting.  Results reach out only after
- * the block's fix-ups, which read its inputs: out may be in.  The last,
- * partial block runs on a zero-padded copy. */
-typedef struct invdl_start8 {
-    __m256 a;      /* |input|, sanitized for the arithmetic */
-    __m256 x0;     /* starting point */
-    __m256 inv_fp; /* 1/f' near the root (abs-tanh: 1/(f' D), see there) */
-    __m256 keep;   /* lanes whose result is the input itself */
-    __m256i m;     /* bound on the refined result's error, ulps of double */
-} invdl_start8;
-
-typedef void (*invdl_phase1)(__m256 in, invdl_start8 *st, int *fix, int *outside);
-typedef __m256 (*invdl_phase2)(__m256 in, const invdl_start8 *st, int *fix);
-
-INVDL_AVX2 static inline int invdl_run_split(size_t n, const float *in, float *out,
-                                             invdl_phase1 first, invdl_phase2 second,
-                                             float (*fix)(float))
-{
-    int outside = 0;
-    for (size_t i = 0; i < n; i += INVDL_BLOCK) {
-        size_t len = n - i < INVDL_BLOCK ? n - i : INVDL_BLOCK;
-        float pad[INVDL_BLOCK], dst[INVDL_BLOCK];
-        const float *src = invdl_block_in(in + i, len, pad);
-        invdl_start8 st[INVDL_BLOCK / 8];
-        int lanes[INVDL_BLOCK / 8], any = 0;
-        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
-            lanes[v] = 0;
-            first(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v], &outside);
-        }
-        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
-            _mm256_storeu_ps(dst + 8 * v, second(_mm256_loadu_ps(src + 8 * v), &st[v], &lanes[v]));
-            any |= lanes[v];
-        }
-        invdl_block_out(out + i, dst, src, len, lanes, any, fix);
-    }
-    return outside;
-}
-
-/* A three-phase runner for the forward kernels, which evaluate in double.
- * One vector's work is a long chain of dependent operations (conversion,
- * reduction, polynomial, reconstruction, rounding decision); run as one loop
- * body, only a couple of vectors fit in the CPU's window and it waits on
- * latencies.  Cut into three loops over a block of 64 inputs that pass their
- * state through memory (L1), each loop carries a short chain that the CPU
- * overlaps across many vectors.  Phase 1 reads the input and sets up the
- * state, phase 2 continues it, phase 3 returns the 8 results and the lanes
- * the scalar function must redo.  out may be in, as in invdl_run_split(). */
-typedef struct invdl_state8 {
-    __m256d d[6];  /* the kernel's intermediate values, two halves each */
-    __m256 keep;   /* lanes whose result is the input itself: phase 1 sets it */
-    int lanes;     /* lanes for the scalar path: 0 on entry, phases add */
-} invdl_state8;
-
-typedef void (*invdl_stage1)(__m256 in, invdl_state8 *st, int *outside);
-typedef void (*invdl_stage2)(invdl_state8 *st);
-typedef __m256 (*invdl_stage3)(__m256 in, invdl_state8 *st);
-
-INVDL_AVX2 static inline int invdl_run_phases(size_t n, const float *in, float *out,
-                                              invdl_stage1 first, invdl_stage2 second,
-                                              invdl_stage3 third, float (*fix)(float))
-{
-    int outside = 0;
-    for (size_t i = 0; i < n; i += INVDL_BLOCK) {
-        size_t len = n - i < INVDL_BLOCK ? n - i : INVDL_BLOCK;
-        float pad[INVDL_BLOCK], dst[INVDL_BLOCK];
-        const float *src = invdl_block_in(in + i, len, pad);
-        invdl_state8 st[INVDL_BLOCK / 8];
-        int lanes[INVDL_BLOCK / 8], any = 0;
-        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
-            st[v].lanes = 0;
-            first(_mm256_loadu_ps(src + 8 * v), &st[v], &outside);
-        }
-        for (size_t v = 0; v < INVDL_BLOCK / 8; v++)
-            second(&st[v]);
-        for (size_t v = 0; v < INVDL_BLOCK / 8; v++) {
-            _mm256_storeu_ps(dst + 8 * v, third(_mm256_loadu_ps(src + 8 * v), &st[v]));
-            lanes[v] = st[v].lanes;
-            any |= lanes[v];
-        }
-        invdl_block_out(out + i, dst, src, len, lanes, any, fix);
-    }
-    return outside;
 }
 
 #endif /* INVDL_HAVE_AVX2 */

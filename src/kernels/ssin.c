@@ -9,8 +9,7 @@
  * where H(s) = x/sqrt(a) is analytic on all of [0, 1]: it absorbs both the
  * square-root behaviour at a = 0 and the one at the top of the branch.
  */
-#include "kernels.h"
-#include "simd_x86.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 
@@ -185,9 +184,10 @@ invdl_status invdl_ssin_inverse_scalar(size_t n, const float *y, float *x)
 
 #if INVDL_HAVE_AVX2
 
-/* The SIMD paths: the same algorithms, with the inverse's starting point
- * computed in float (8 lanes) from shorter polynomials, which the Newton step
- * in double then refines.  Coefficients from tests/tools/coefficients.py. */
+/* The SIMD paths (ssin_simd.h): the same algorithms, with the inverse's
+ * starting point computed in float from shorter polynomials, which the
+ * Newton step in double then refines.  Coefficients from
+ * tests/tools/coefficients.py. */
 
 /* SSIN_H for float evaluation, degree 8: log2 abs err -22.9 */
 static const float SSIN_H_F[9] = {
@@ -217,100 +217,7 @@ static const float SSIN_G_F[7] = {
 #define SSIN_M_SQRT_A 0x1p11f
 #define SSIN_M_X0 (2.75f * 0x1p13f)
 
-static inline INVDL_AVX2_BODY __m128 ssin_forward_half(__m256d a, int shift, int *undecided)
-{
-    __m256d u = _mm256_mul_pd(a, a);
-    __m256d p = _mm256_fmadd_pd(_mm256_mul_pd(u, u), invdl_estrin_pd(SSIN_R, 7, u), u);
-    return invdl_round_rel_pd(p, SSIN_FWD_ERR, shift, undecided);
-}
-
-static inline INVDL_AVX2_BODY __m256 ssin_forward_body(__m256 x, int *fix, int *outside)
-{
-    __m256 a = invdl_abs_ps(x);
-    int out = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(INVDL_SSIN_XMAX), _CMP_NLE_UQ));
-    int undecided = out | invdl_tiny_lanes(a);
-    __m128 r0 = ssin_forward_half(invdl_lo_pd(a), 0, &undecided);
-    __m128 r1 = ssin_forward_half(invdl_hi_pd(a), 4, &undecided);
-    *outside |= out;
-    *fix = undecided;
-    return _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(x));
-}
-
-/* Phase 1: the starting point and 1/f' in float, both from s and sqrt(a). */
-static inline INVDL_AVX2_BODY void ssin_inverse_start(__m256 y, invdl_start8 *st, int *fix,
-                                                      int *outside)
-{
-    const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 a = invdl_abs_ps(y);
-    __m256 in_range = _mm256_cmp_ps(a, _mm256_set1_ps(INVDL_SSIN_YMAX), _CMP_LE_OQ);
-    __m256 zero = _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ);
-    int out = ~_mm256_movemask_ps(in_range) & 0xff;
-    /* Subnormal and tiny y, beyond the approximate square roots' range, go
-     * to the scalar path too. */
-    int tiny = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ));
-    /* Lanes out of range or zero compute on 1 and are replaced later. */
-    a = _mm256_blendv_ps(one, a, _mm256_andnot_ps(zero, in_range));
-
-    const float y_lo = (float)(SSIN_Y_HI - (double)INVDL_SSIN_YMAX);
-    __m256 gap = _mm256_add_ps(_mm256_sub_ps(_mm256_set1_ps(INVDL_SSIN_YMAX), a),
-                               _mm256_set1_ps(y_lo));
-    __m256 s2 = _mm256_mul_ps(gap, _mm256_set1_ps((float)(1.0 / SSIN_Y_HI)));
-    __m256 inv_sqrt_a = invdl_rsqrt_ps(a), inv_s = invdl_rsqrt_ps(s2);
-    __m256 s = _mm256_mul_ps(s2, inv_s);
-    __m256 sqrt_a = _mm256_mul_ps(a, inv_sqrt_a);
-    __m256 x0 = _mm256_min_ps(_mm256_mul_ps(sqrt_a, invdl_estrin_ps(SSIN_H_F, 9, s)),
-                              _mm256_set1_ps((float)SSIN_X_CLAMP));
-    __m256 inv_fp = _mm256_mul_ps(_mm256_mul_ps(inv_sqrt_a, inv_s), invdl_estrin_ps(SSIN_G_F, 7, s));
-    __m256 m = _mm256_fmadd_ps(
-        inv_fp,
-        _mm256_fmadd_ps(_mm256_set1_ps(SSIN_M_X0), x0,
-                        _mm256_mul_ps(_mm256_set1_ps(SSIN_M_SQRT_A), sqrt_a)),
-        _mm256_set1_ps(SSIN_M0));
-    st->a = a;
-    st->x0 = x0;
-    st->inv_fp = inv_fp;
-    st->keep = zero;
-    st->m = invdl_ulps_epi32(m);
-    *outside |= out;
-    *fix |= (out | tiny) & ~_mm256_movemask_ps(zero);
-}
-
-static inline INVDL_AVX2_BODY __m128 ssin_inverse_half(__m256d a, __m256d x0, __m256d inv_fp,
-                                                      __m128i m, int shift, int *undecided)
-{
-    __m256d u0 = _mm256_mul_pd(x0, x0);
-    __m256d f0 = _mm256_fmadd_pd(_mm256_mul_pd(u0, u0), invdl_estrin_pd(SSIN_R, 7, u0), u0);
-    return invdl_newton_half(_mm256_sub_pd(f0, a), x0, inv_fp, m, shift, undecided);
-}
-
-/* Phase 2: one Newton step in double and the rounding decision. */
-static inline INVDL_AVX2_BODY __m256 ssin_inverse_finish(__m256 y, const invdl_start8 *st, int *fix)
-{
-    int undecided = 0;
-    __m128 r0 = ssin_inverse_half(invdl_lo_pd(st->a), invdl_lo_pd(st->x0), invdl_lo_pd(st->inv_fp),
-                                  _mm256_castsi256_si128(st->m), 0, &undecided);
-    __m128 r1 = ssin_inverse_half(invdl_hi_pd(st->a), invdl_hi_pd(st->x0), invdl_hi_pd(st->inv_fp),
-                                  _mm256_extracti128_si256(st->m, 1), 4, &undecided);
-    __m256 r = _mm256_or_ps(invdl_join_ps(r0, r1), invdl_sign_ps(y));
-    *fix |= undecided & ~_mm256_movemask_ps(st->keep);
-    return _mm256_blendv_ps(r, y, st->keep);
-}
-
-INVDL_AVX2 invdl_status invdl_ssin_forward_avx2(size_t n, const float *x, float *y)
-{
-    if (invdl_bad_arrays(n, x, y))
-        return INVDL_EINVAL;
-    int outside = invdl_run8(n, x, y, ssin_forward_body, invdl_ssin_forward1);
-    return outside ? INVDL_EDOMAIN : INVDL_OK;
-}
-
-INVDL_AVX2 invdl_status invdl_ssin_inverse_avx2(size_t n, const float *y, float *x)
-{
-    if (invdl_bad_arrays(n, y, x))
-        return INVDL_EINVAL;
-    int outside = invdl_run_split(n, y, x, ssin_inverse_start, ssin_inverse_finish,
-                                  invdl_ssin_inverse1);
-    return outside ? INVDL_EDOMAIN : INVDL_OK;
-}
+#define INVDL_SIMD_BODIES "kernels/ssin_simd.h"
+#include "kernels/simd_paths.h"
 
 #endif /* INVDL_HAVE_AVX2 */

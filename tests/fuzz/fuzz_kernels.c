@@ -6,8 +6,9 @@
  * whether the call is in place, how the data are made (raw bit patterns:
  * NaN, infinities, subnormals; values inside the domain; special values
  * such as the domain edges), and for PReLU the shape, any alpha and any
- * alpha_min.  Then, for the public entry point, the portable scalar path,
- * the AVX2 path (where the CPU has it) and the per-element function:
+ * alpha_min.  Then, for the public entry point, every code path the CPU
+ * runs (the portable scalar one, AVX2, AVX-512) and the per-element
+ * function:
  *   - the status follows the header's rules, computed here from the data;
  *   - every path gives the same floats (NaN payloads aside), out of place
  *     and in place, and writes nothing outside the output (guard floats
@@ -29,6 +30,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 
 #define MAX_N 1024
 #define GUARD 16
@@ -39,46 +41,53 @@ typedef float (*element_fn)(float v);
 typedef invdl_status (*prelu_fn)(size_t rows, size_t cols, const float *alpha, float alpha_min,
                                  const float *in, float *out);
 
-static int have_avx2(void)
+/* The code paths: the public functions first, then every path of the
+ * library's table (kernels.h) that this CPU runs. */
+#define MAX_PATHS 8
+
+static size_t running_paths(const invdl_kernel_path **paths)
 {
-#if INVDL_HAVE_AVX2
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    size_t count = 0;
+    for (size_t i = 0; i < invdl_kernel_path_count() && count < MAX_PATHS; i++)
+        if (invdl_kernel_path_at(i)->runs())
+            paths[count++] = invdl_kernel_path_at(i);
+    return count;
 }
 
 /* ---- elementwise pairs --------------------------------------------------- */
 
 typedef struct pair_dir {
     const char *name;
-    kernel_fn paths[3]; /* public, scalar, AVX2 (NULL where not built) */
+    kernel_fn pub;      /* the public kernel */
+    size_t slot;        /* where a path table has it */
     element_fn one;
     kernel_fn partner;  /* the public kernel of the other direction */
     int ssin;           /* 1: signed sin, 0: abs-tanh */
     int inverse;
 } pair_dir;
 
-#if INVDL_HAVE_AVX2
-#define AVX2(f) f
-#else
-#define AVX2(f) NULL
-#endif
-
 static const pair_dir pairs[4] = {
-    {"ssin_forward",
-     {invdl_ssin_forward, invdl_ssin_forward_scalar, AVX2(invdl_ssin_forward_avx2)},
+    {"ssin_forward", invdl_ssin_forward, offsetof(invdl_kernel_path, ssin_forward),
      invdl_ssin_forward1, invdl_ssin_inverse, 1, 0},
-    {"ssin_inverse",
-     {invdl_ssin_inverse, invdl_ssin_inverse_scalar, AVX2(invdl_ssin_inverse_avx2)},
+    {"ssin_inverse", invdl_ssin_inverse, offsetof(invdl_kernel_path, ssin_inverse),
      invdl_ssin_inverse1, invdl_ssin_forward, 1, 1},
-    {"abstanh_forward",
-     {invdl_abstanh_forward, invdl_abstanh_forward_scalar, AVX2(invdl_abstanh_forward_avx2)},
+    {"abstanh_forward", invdl_abstanh_forward, offsetof(invdl_kernel_path, abstanh_forward),
      invdl_abstanh_forward1, invdl_abstanh_inverse, 0, 0},
-    {"abstanh_inverse",
-     {invdl_abstanh_inverse, invdl_abstanh_inverse_scalar, AVX2(invdl_abstanh_inverse_avx2)},
+    {"abstanh_inverse", invdl_abstanh_inverse, offsetof(invdl_kernel_path, abstanh_inverse),
      invdl_abstanh_inverse1, invdl_abstanh_forward, 0, 1},
 };
+
+/* The public kernel of k, then k on every path this CPU runs; returns how
+ * many. */
+static size_t kernel_paths(const pair_dir *k, kernel_fn *fns)
+{
+    const invdl_kernel_path *paths[MAX_PATHS];
+    size_t count = running_paths(paths);
+    fns[0] = k->pub;
+    for (size_t p = 0; p < count; p++)
+        fns[p + 1] = *(const kernel_fn *)(const void *)((const char *)paths[p] + k->slot);
+    return count + 1;
+}
 
 /* Values worth hitting on purpose. */
 static float special(uint32_t k)
@@ -242,7 +251,9 @@ static void fuzz_pair(const pair_dir *k, fuzz_bytes *b)
     float *copy = malloc((n + 1) * sizeof *copy);
     FUZZ_CHECK(copy != NULL);
     memcpy(copy, in.at, n * sizeof *copy);
-    FUZZ_CHECK(k->paths[0](n, in.at, ref.at) == want);
+    kernel_fn fns[MAX_PATHS + 1];
+    size_t nfns = kernel_paths(k, fns);
+    FUZZ_CHECK(k->pub(n, in.at, ref.at) == want);
     FUZZ_CHECK(guards_intact(&ref) && guards_intact(&in));
     FUZZ_CHECK(memcmp(copy, in.at, n * sizeof *copy) == 0);
     for (size_t i = 0; i < n; i++) {
@@ -250,12 +261,10 @@ static void fuzz_pair(const pair_dir *k, fuzz_bytes *b)
         FUZZ_CHECK(same_float(k->one(in.at[i]), ref.at[i]));
     }
 
-    for (int p = 0; p < 3; p++) {
-        if (k->paths[p] == NULL || (p == 2 && !have_avx2()))
-            continue;
+    for (size_t p = 1; p < nfns; p++) {
         /* Out of place... */
         guarded out = guarded_new(n, out_off);
-        FUZZ_CHECK(k->paths[p](n, in.at, out.at) == want);
+        FUZZ_CHECK(fns[p](n, in.at, out.at) == want);
         FUZZ_CHECK(guards_intact(&out) && guards_intact(&in));
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK(same_float(out.at[i], ref.at[i]));
@@ -263,7 +272,7 @@ static void fuzz_pair(const pair_dir *k, fuzz_bytes *b)
         /* ...and in place, at the input's alignment. */
         guarded inplace = guarded_new(n, in_off);
         memcpy(inplace.at, in.at, n * sizeof *inplace.at);
-        FUZZ_CHECK(k->paths[p](n, inplace.at, inplace.at) == want);
+        FUZZ_CHECK(fns[p](n, inplace.at, inplace.at) == want);
         FUZZ_CHECK(guards_intact(&inplace));
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK(same_float(inplace.at[i], ref.at[i]));
@@ -275,7 +284,7 @@ static void fuzz_pair(const pair_dir *k, fuzz_bytes *b)
         copy[i] = -in.at[i];
     float *neg = malloc((n + 1) * sizeof *neg);
     FUZZ_CHECK(neg != NULL);
-    FUZZ_CHECK(k->paths[0](n, copy, neg) == want);
+    FUZZ_CHECK(k->pub(n, copy, neg) == want);
     for (size_t i = 0; i < n; i++)
         FUZZ_CHECK(same_float(neg[i], -ref.at[i]));
     free(neg);
@@ -310,15 +319,12 @@ static float prelu_reference(int inverse, float alpha, float alpha_min, float v)
 
 static void fuzz_prelu(int inverse, fuzz_bytes *b)
 {
-    prelu_fn paths[3] = {
-        inverse ? invdl_mprelu_inverse : invdl_mprelu_forward,
-        inverse ? invdl_mprelu_inverse_scalar : invdl_mprelu_forward_scalar,
-#if INVDL_HAVE_AVX2
-        inverse ? invdl_mprelu_inverse_avx2 : invdl_mprelu_forward_avx2,
-#else
-        NULL,
-#endif
-    };
+    const invdl_kernel_path *table[MAX_PATHS];
+    size_t count = running_paths(table);
+    prelu_fn paths[MAX_PATHS + 1];
+    paths[0] = inverse ? invdl_mprelu_inverse : invdl_mprelu_forward;
+    for (size_t p = 0; p < count; p++)
+        paths[p + 1] = inverse ? table[p]->mprelu_inverse : table[p]->mprelu_forward;
     uint8_t shape = take_u8(b), mode = take_u8(b), c = take_u8(b), r = take_u8(b);
     uint8_t amode = take_u8(b);
     size_t in_off = shape & 15u, out_off = shape >> 4;
@@ -350,9 +356,7 @@ static void fuzz_prelu(int inverse, fuzz_bytes *b)
         in.at[i] = make_value(b, mode & 3, 4.0f);
     int valid = prelu_args_valid(cols, alpha, alpha_min, n);
 
-    for (int p = 0; p < 3; p++) {
-        if (paths[p] == NULL || (p == 2 && !have_avx2()))
-            continue;
+    for (size_t p = 0; p <= count; p++) {
         for (int in_place = 0; in_place <= 1; in_place++) {
             guarded out = guarded_new(n, in_place ? in_off : out_off);
             const float *src = in.at;
@@ -396,10 +400,10 @@ static void fuzz_bad_arguments(fuzz_bytes *b)
     size_t n = (size_t)take_u32(b) | (size_t)1;
     float v = 0.5f, out = 7.0f;
     for (int k = 0; k < 4; k++) {
-        for (int p = 0; p < 3; p++) {
-            kernel_fn f = pairs[k].paths[p];
-            if (f == NULL || (p == 2 && !have_avx2()))
-                continue;
+        kernel_fn fns[MAX_PATHS + 1];
+        size_t nfns = kernel_paths(&pairs[k], fns);
+        for (size_t p = 0; p < nfns; p++) {
+            kernel_fn f = fns[p];
             FUZZ_CHECK(f(n, NULL, &out) == INVDL_EINVAL);
             FUZZ_CHECK(f(n, &v, NULL) == INVDL_EINVAL);
             FUZZ_CHECK(f(SIZE_MAX / sizeof(float) + 1, &v, &out) == INVDL_EINVAL);

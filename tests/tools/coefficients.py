@@ -119,6 +119,21 @@ cs = fit(P, -L, L, 8)
 emit("EXPM1_P", cs, "expm1(r)/r = 1 + r*P(r), |r| <= ln2/2: log2 rel err %.1f"
      % worst(E1, lambda r: 1 + r * horner(cs, r), -L, L, True))
 
+# The AVX-512 path's exponential reduces by ln2/16 and looks 2^(j/16) up in
+# a table, which leaves |r| <= ln2/32 and a shorter polynomial.  The table
+# holds the bits of the double nearest 2^(j/16) less j << 48: adding N << 48
+# for N = 16k + j then multiplies by 2^k too.
+L16 = mp.log(2) / 32
+cs = fit(P, -L16, L16, 4)
+emit("EXPM1_P16", cs, "expm1(r)/r = 1 + r*P(r), |r| <= ln2/32: log2 rel err %.1f"
+     % worst(E1, lambda r: 1 + r * horner(cs, r), -L16, L16, True))
+print("static const uint64_t EXP2_16[16] = {")
+for j in range(16):
+    import struct
+    bits = struct.unpack('<Q', struct.pack('<d', float(mp.power(2, mp.mpf(j) / 16))))[0]
+    print("    0x%016xu, /* 2^(%d/16) */" % (bits - (j << 48), j))
+print("};")
+
 # abs-tanh inverse: x/t for x*tanh(x) = t^2, 8 pieces on [0, 2.96]
 mp.mp.prec = 80
 
