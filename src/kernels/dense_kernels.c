@@ -194,6 +194,31 @@ static void triangle(const invdl_dense_kernels *k, int product, size_t n, const 
         /* The shared stretch: columns [0, i0) of a lower group, [i1, n) of
          * an upper one walked from n-1 down. */
         size_t shared = upper ? n - i1 : i0;
+        if (whole && k->group != NULL) {
+            ptrdiff_t step = upper ? -(ptrdiff_t)ks : (ptrdiff_t)ks;
+            ptrdiff_t vstep = upper ? -(ptrdiff_t)ldv : (ptrdiff_t)ldv;
+            invdl_dense_group grp = {
+                .shared = shared,
+                .a = upper ? t + i0 * ts + (n - 1) * ks : t + i0 * ts,
+                .ak = step,
+                .ar = (ptrdiff_t)ts,
+                .b = upper ? v + (n - 1) * ldv : v,
+                .bk = vstep,
+                .t = t + i0 * ts + i0 * ks,
+                .ts = (ptrdiff_t)ts,
+                .ks = (ptrdiff_t)ks,
+                .x = product ? x + i0 * ldx : NULL,
+                .ldx = (ptrdiff_t)ldx,
+                .z = z + i0 * ldz,
+                .ldz = (ptrdiff_t)ldz,
+                .lanes = lanes,
+                .upper = upper,
+                .unit = unit,
+                .product = product,
+            };
+            k->group(&grp);
+            continue;
+        }
         if (product)
             for (size_t i = i0; i < i1; i++)
                 memset(z + i * ldz, 0, lanes * sizeof *z);
@@ -662,6 +687,109 @@ DENSE_AVX512 static void product_row_avx512(size_t count, const double *t, ptrdi
     row_avx512(count, t, ks, v, ldv, z, x, d, lanes, 1);
 }
 
+/* Lanes [l0, l0 + 8 nv) of a group of 8 rows (invdl_dense_group), the
+ * last vector stored through `last`: 8 nv accumulators per row, the whole
+ * group in registers from its first term to its division or diagonal
+ * term.  upper, product and nv are constants in every instance, so that
+ * the loops unroll and every accumulator is a register. */
+DENSE_AVX512_INLINE void group512_lanes(const invdl_dense_group *g, size_t l0, int nv,
+                                        __mmask8 last, int upper, int product)
+{
+    __mmask8 mask[2] = {0xff, 0xff};
+    mask[nv - 1] = last;
+    __m512d acc[8][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < nv; q++)
+            acc[r][q] = product ? _mm512_setzero_pd()
+                                : _mm512_loadu_pd(g->z + r * g->ldz + (ptrdiff_t)l0 + 8 * q);
+    const double *a = g->a, *b = g->b + l0;
+    for (size_t k = 0; k < g->shared; k++) {
+        __m512d b0 = _mm512_loadu_pd(b), b1 = nv > 1 ? _mm512_loadu_pd(b + 8) : b0;
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            __m512d av = _mm512_set1_pd(a[r * g->ar]);
+            acc[r][0] = mul_acc512(acc[r][0], av, b0, !product);
+            if (nv > 1)
+                acc[r][1] = mul_acc512(acc[r][1], av, b1, !product);
+        }
+        a += g->ak;
+        b += g->bk;
+    }
+    /* The group's own triangle, column c at step s: a product adds column
+     * c's term to the rows that take it; a solve finishes row c, then
+     * takes its term from the rows after it. */
+    const double *t = g->t;
+    ptrdiff_t ts = g->ts, ks = g->ks;
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; s++) {
+        int c = upper ? 7 - s : s;
+        __m512d v[2];
+        if (product) {
+#pragma GCC unroll 2
+            for (int q = 0; q < nv; q++)
+                v[q] = _mm512_loadu_pd(g->x + c * g->ldx + (ptrdiff_t)l0 + 8 * q);
+        } else {
+            __m512d dv = _mm512_set1_pd(g->unit ? 1.0 : t[c * ts + c * ks]);
+#pragma GCC unroll 2
+            for (int q = 0; q < nv; q++)
+                v[q] = acc[c][q] = _mm512_div_pd(acc[c][q], dv);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            if (upper ? r >= c : r <= c)
+                continue;
+            __m512d tv = _mm512_set1_pd(t[r * ts + c * ks]);
+#pragma GCC unroll 2
+            for (int q = 0; q < nv; q++)
+                acc[r][q] = mul_acc512(acc[r][q], tv, v[q], !product);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+        if (product) {
+            __m512d dv = _mm512_set1_pd(g->unit ? 1.0 : t[r * ts + r * ks]);
+#pragma GCC unroll 2
+            for (int q = 0; q < nv; q++)
+                acc[r][q] = mul_acc512(
+                    acc[r][q], dv, _mm512_loadu_pd(g->x + r * g->ldx + (ptrdiff_t)l0 + 8 * q), 0);
+        }
+#pragma GCC unroll 2
+        for (int q = 0; q < nv; q++)
+            _mm512_mask_storeu_pd(g->z + r * g->ldz + (ptrdiff_t)l0 + 8 * q, mask[q], acc[r][q]);
+    }
+}
+
+/* All lanes of a group: 16 at a time, then the rest (at most 15, the last
+ * vector masked). */
+DENSE_AVX512_INLINE void group512(const invdl_dense_group *g, int upper, int product)
+{
+    size_t l = 0, lanes = g->lanes;
+    for (; l + 16 <= lanes; l += 16)
+        group512_lanes(g, l, 2, 0xff, upper, product);
+    if (l < lanes) {
+        size_t left = lanes - l;
+        __mmask8 last = (__mmask8)((1u << (left > 8 ? left - 8 : left)) - 1u);
+        if (left > 8)
+            group512_lanes(g, l, 2, last, upper, product);
+        else
+            group512_lanes(g, l, 1, last, upper, product);
+    }
+}
+
+DENSE_AVX512 static void group_avx512(const invdl_dense_group *g)
+{
+    if (g->upper && g->product)
+        group512(g, 1, 1);
+    else if (g->upper)
+        group512(g, 1, 0);
+    else if (g->product)
+        group512(g, 0, 1);
+    else
+        group512(g, 0, 0);
+}
+
 const invdl_dense_kernels invdl_dense_avx512 = {
     .name = "avx512",
     .mr = 8,
@@ -670,6 +798,7 @@ const invdl_dense_kernels invdl_dense_avx512 = {
     .narrow = {tile_add_avx512, tile_sub_avx512},
     .solve_row = solve_row_avx512,
     .product_row = product_row_avx512,
+    .group = group_avx512,
     .eliminate = eliminate_avx2,
 };
 

@@ -102,6 +102,33 @@ typedef void (*invdl_dense_product_row_fn)(size_t count, const double *t, ptrdif
                                            const double *v, ptrdiff_t ldv, double *z,
                                            const double *x, double d, size_t lanes);
 
+/* A whole group of a triangle's rows (as many as the path's mr), solved or
+ * multiplied in one pass (triangle() in dense_kernels.c): first the
+ * stretch of terms all its rows share, term k of row r being
+ * a[k*ak + r*ar] times lane l of b + k*bk (k = 0 .. shared-1, in order),
+ * then the group's own triangle, t(r,c) = t[r*ts + c*ks] for the group's
+ * rows and columns r, c (the diagonal at r == c), row by row in the order
+ * dense_kernels.h states: for a product each row's terms from the group's
+ * far edge to the diagonal, then d x_r (x row r at x + r*ldx); for a solve
+ * the same terms of the rows solved before it, then the division.  z row
+ * r at z + r*ldz: a product's rows start from 0, a solve's from z.  Rows of
+ * b, x and z must be readable up to lanes rounded up to NR. */
+typedef struct invdl_dense_group {
+    size_t shared;
+    const double *a;
+    ptrdiff_t ak, ar;
+    const double *b;
+    ptrdiff_t bk;
+    const double *t;
+    ptrdiff_t ts, ks;
+    const double *x; /* products only */
+    ptrdiff_t ldx;
+    double *z;
+    ptrdiff_t ldz;
+    size_t lanes;
+    int upper, unit, product;
+} invdl_dense_group;
+
 typedef struct invdl_dense_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */
     size_t mr;        /* rows of a tile, at most INVDL_DENSE_MR_MAX; dividing it */
@@ -110,6 +137,10 @@ typedef struct invdl_dense_kernels {
     invdl_dense_tile_fn narrow[2]; /* [sub]: mr x NR */
     invdl_dense_solve_row_fn solve_row;
     invdl_dense_product_row_fn product_row;
+    /* A whole group of mr rows in registers; NULL: its shared stretch runs
+     * as tiles and its rows through solve_row and product_row, which
+     * gives the same sums in the same order. */
+    void (*group)(const invdl_dense_group *g);
     /* Step k of Gaussian elimination on the n-row matrix lu (rows ld
      * apart) over columns up to end: for each row i > k, m = lu_ik / lu_kk
      * is stored in lu_ik, and lu_ij -= m * lu_kj for k < j < end. */

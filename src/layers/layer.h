@@ -29,7 +29,7 @@ typedef struct invdl_params invdl_params;
 
 /* Scratch of the operations: INVDL_SCRATCH_ROWS rows of width +
  * INVDL_SCRATCH_PAD doubles, whatever the batch.  The elementwise kinds use
- * two rows; the dense kinds stage up to three blocks of samples in double
+ * up to four rows; the dense kinds stage up to three blocks of samples in double
  * (dense_kernels.h). */
 #define INVDL_SCRATCH_ROWS 120
 #define INVDL_SCRATCH_PAD 16

@@ -6,6 +6,7 @@
  * gradient: da/dalpha = sign(alpha) where |alpha| > alpha_min, 0 where the
  * floor holds (the floor is flat there).
  */
+#include "kernels/train_loops.h"
 #include "layer.h"
 #include "rng.h"
 
@@ -40,7 +41,7 @@ static invdl_status mprelu_apply(const invdl_params *p, int inverse, size_t batc
 
 /* scratch[0..width) = slopes a, scratch[width..2 width) = da/dalpha,
  * scratch[2 width..3 width) = the negative branch's dout/din factor (a
- * forward, 1/a inverse). */
+ * forward, 1/a inverse), scratch[3 width..4 width) = a*a. */
 static void mprelu_slopes(const invdl_params *p, int inverse, double *scratch)
 {
     double amin = (double)p->settings[0];
@@ -50,6 +51,7 @@ static void mprelu_slopes(const invdl_params *p, int inverse, double *scratch)
         scratch[j] = a;
         scratch[p->width + j] = m > amin ? (alpha < 0 ? -1.0 : 1.0) : 0.0;
         scratch[2 * p->width + j] = inverse ? 1.0 / a : a;
+        scratch[3 * p->width + j] = a * a;
     }
 }
 
@@ -71,32 +73,16 @@ static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, co
                             double *scratch)
 {
     size_t width = p->width;
-    const double *a = scratch, *da = scratch + width, *slope = scratch + 2 * width;
+    const double *da = scratch + width, *slope = scratch + 2 * width, *aa = scratch + 3 * width;
     mprelu_slopes(p, inverse, scratch);
     /* The branch is read from the output, which memory-saving backprop is
      * given (it rebuilds the input from it): where a*x or y/a underflows to
      * -0 the input's sign is lost, and both modes then agree on the
      * identity branch.  The identity branch's factor 1 gives dout
-     * exactly. */
-    for (size_t s = 0; s < batch; s++) {
-        const float *o = out + s * width, *x = in + s * width, *g = dout + s * width;
-        /* dparams first: din may alias dout.  Forward: y = a x, dy/da = x.
-         * Inverse: x = y / a, dx/da = -y / a^2. */
-        if (dparams != NULL && !inverse)
-            for (size_t j = 0; j < width; j++)
-                dparams[j] = select_double(o[j] < 0.0f,
-                                           dparams[j] + (double)g[j] * (double)x[j] * da[j],
-                                           dparams[j]);
-        else if (dparams != NULL)
-            for (size_t j = 0; j < width; j++)
-                dparams[j] = select_double(
-                    o[j] < 0.0f,
-                    dparams[j] + (double)g[j] * (-(double)x[j] / (a[j] * a[j])) * da[j],
-                    dparams[j]);
-        float *d = din + s * width;
-        for (size_t j = 0; j < width; j++)
-            d[j] = (float)(select_double(o[j] < 0.0f, slope[j], 1.0) * (double)g[j]);
-    }
+     * exactly.  Forward: y = a x, dy/da = x.  Inverse: x = y / a,
+     * dx/da = -y / a^2. */
+    invdl_train_loops_best()->mprelu_backward(batch, width, inverse, in, out, dout, din, dparams,
+                                              da, aa, slope);
 }
 
 static invdl_status mprelu_log_det(const invdl_params *p, size_t batch, const float *x,

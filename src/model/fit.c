@@ -33,6 +33,7 @@
  * singular W sends the parameters back to the epoch's start
  * (INVDL_ESINGULAR).
  */
+#include "kernels/train_loops.h"
 #include "model.h"
 #include "rng.h"
 
@@ -436,10 +437,7 @@ static invdl_status batch_gradient(trainer *t, size_t batch, const float *x, con
 
 static int all_finite_doubles(size_t n, const double *v)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return 0;
-    return 1;
+    return invdl_train_loops_best()->finite(n, v);
 }
 
 static void fill_report(const trainer *t, invdl_fit_report *r, size_t epochs, size_t steps,
@@ -519,16 +517,8 @@ static void gather(const trainer *t, float *dst)
 static void sgd_step(const invdl_fit_options *o, size_t np, const float *cur, const double *grad,
                      double scale, float *velocity, float *next)
 {
-    float lr = o->learning_rate, m = o->momentum;
-    for (size_t i = 0; i < np; i++) {
-        float g = (float)(grad[i] * scale);
-        if (m == 0.0f) {
-            next[i] = cur[i] - lr * g;
-        } else {
-            velocity[i] = m * velocity[i] - lr * g;
-            next[i] = o->nesterov ? cur[i] + (m * velocity[i] - lr * g) : cur[i] + velocity[i];
-        }
-    }
+    invdl_train_loops_best()->sgd(np, cur, grad, scale, o->learning_rate, o->momentum,
+                                  o->nesterov, velocity, next);
 }
 
 /* Step t (from 1) of Adam from cur to next, with its moments m and v. */
@@ -538,12 +528,7 @@ static void adam_step(const invdl_fit_options *o, size_t np, const float *cur, c
     double b1 = (double)o->beta_1, b2 = (double)o->beta_2, eps = (double)o->epsilon;
     double lr_t = (double)o->learning_rate * sqrt(1.0 - pow(b2, (double)t)) /
                   (1.0 - pow(b1, (double)t));
-    for (size_t i = 0; i < np; i++) {
-        double g = grad[i] * scale;
-        m[i] = b1 * m[i] + (1.0 - b1) * g;
-        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-        next[i] = (float)((double)cur[i] - lr_t * m[i] / (sqrt(v[i]) + eps));
-    }
+    invdl_train_loops_best()->adam(np, cur, grad, scale, lr_t, b1, b2, eps, m, v, next);
 }
 
 /* A loss counts as finite when the float it is reported as is: a sum of
