@@ -27,7 +27,18 @@
 
       Each block runs under `sh -e`; a block that fails stops the check.
       Pages run in the order README.md, then docs/ by name, so that a
-      page can rely on the build the quick start made.  Run by CI.
+      page can rely on the build the quick start made.
+
+      A block that shows a program's output is checked the same way, in
+      its place among the runnable ones, when its fence is tagged output
+      and its first line is the command after "$ ":
+
+          ```text output
+          $ build/examples/quickstart
+          NLL 2.013 nats per sample (success)
+          ```
+
+      The command must print exactly the rest of the block.  Run by CI.
 """
 import os
 import re
@@ -114,12 +125,6 @@ def blocks(page):
                 block.append(line)
 
 
-def runnable_blocks(page):
-    for start, words, text in blocks(page):
-        if words[:1] == ["sh"] and "runnable" in words:
-            yield start, text
-
-
 def check_copies(repo):
     bad = []
     count = 0
@@ -143,19 +148,43 @@ def check_copies(repo):
     return 1 if bad else 0
 
 
+def check_output(where, text, workdir):
+    """Runs the command of an output block; 0 if it prints the rest."""
+    first, _, shown = text.partition("\n")
+    if not first.startswith("$ "):
+        print("%s: an output block must start with \"$ command\"" % where)
+        return 1
+    print(first)
+    done = subprocess.run(["sh", "-e", "-c", first[2:]], cwd=workdir,
+                          stdout=subprocess.PIPE, universal_newlines=True)
+    if done.returncode != 0 or done.stdout != shown:
+        print(done.stdout, end="")
+        print("%s: the command's output (exit %d) differs from the block" % (where, done.returncode))
+        return 1
+    return 0
+
+
 def run_blocks(repo, workdir):
     total = 0
     for page in pages(repo):
         rel = os.path.relpath(page, repo)
-        for start, text in runnable_blocks(page):
+        for start, words, text in blocks(page):
+            where = "%s:%d" % (rel, start)
+            if words[:1] != ["sh"] and "output" in words[1:]:
+                total += 1
+                print("==== %s (output)" % where)
+                if check_output(where, text, workdir):
+                    return 1
+            if words[:1] != ["sh"] or "runnable" not in words:
+                continue
             total += 1
-            print("==== %s:%d" % (rel, start))
+            print("==== %s" % where)
             print(text, end="", flush=True)
             done = subprocess.run(["sh", "-e", "-c", text], cwd=workdir)
             if done.returncode != 0:
-                print("%s:%d: the block failed (exit %d)" % (rel, start, done.returncode))
+                print("%s: the block failed (exit %d)" % (where, done.returncode))
                 return 1
-    print("%d runnable blocks ran" % total)
+    print("%d runnable and output blocks ran" % total)
     return 0 if total > 0 else 1
 
 
