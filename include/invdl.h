@@ -34,7 +34,8 @@
  *
  * A round trip g(f(x)) returns x bit for bit only where f does not compress:
  * where several floats x share one float y, no inverse can tell them apart.
- * README.md states the exact round-trip sets measured over all 2^32 floats.
+ * docs/accuracy.md states the exact round-trip sets measured over all 2^32
+ * floats.
  *
  * Conventions
  * -----------
@@ -813,8 +814,8 @@ INVDL_NODISCARD invdl_status invdl_model_gradient(invdl_model *model, size_t bat
  * its inverse) loads with them sharing one again.  Forward and inverse
  * models save alike.  Blocks shared with other models are saved as
  * copies: two files load as two independent models.  The format is
- * little-endian and versioned, with a CRC-32 over everything; README.md
- * describes it byte by byte.  A loaded model computes bit-identical
+ * little-endian and versioned, with a CRC-32 over everything;
+ * docs/file-format.md describes it byte by byte.  A loaded model computes bit-identical
  * outputs. */
 
 /*! invdl_model_save() :

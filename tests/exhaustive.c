@@ -31,13 +31,14 @@
  * ulp; the counts of correctly rounded and faithful results are exact
  * decisions.
  *
- * Usage: test_exhaustive [--threads N] [--quick K] [--only TEXT] [--readme PATH]
+ * Usage: test_exhaustive [--threads N] [--quick K] [--only TEXT] [--limits PATH]
  *   --quick K checks every K-th block only (a smoke run: figures that need
  *   every input, like the round-trip intervals, are then partial).
  *   --only TEXT runs only the sweeps whose name contains TEXT.
- *   --readme PATH: after complete forward sweeps, README.md's round-trip
- *   figures ("Float limits, exactly") must be what the sweep found, word
- *   for word, or the run fails (meson passes the source tree's README).
+ *   --limits PATH: after complete forward sweeps, the round-trip figures
+ *   of PATH's section "Float limits, exactly" (docs/accuracy.md) must be
+ *   what the sweep found, word for word, or the run fails (meson passes
+ *   the source tree's docs/accuracy.md).
  * Exit status 0 iff what invdl.h documents holds: every forward and
  * inverse of signed sin and abs-tanh correctly rounded (which includes the
  * issue's bar of 1 ulp), mprelu the single IEEE operation, no monotonicity
@@ -65,7 +66,7 @@
 
 #include "exhaustive_float.h"
 #include "exhaustive_ref.h"
-#include "readme_text.h"
+#include "doc_text.h"
 
 #define BLOCK 4096u
 #define MAGNITUDES 0x80000000u /* bit patterns with the sign bit clear */
@@ -1377,14 +1378,14 @@ static void add_row(const char *kernel, const char *direction, const char *domai
 }
 
 /* ------------------------------------------------------------------------ */
-/* README.md: the round-trip figures of "Float limits, exactly"              */
+/* docs/accuracy.md: the round-trip figures of "Float limits, exactly"       */
 /* ------------------------------------------------------------------------ */
 
 /* The figures only the sweep can give (sets and counts over every input)
- * are compared with the README's text, so that neither drifts from the
+ * are compared with the page's text, so that neither drifts from the
  * other; tests/test_limits.c does the same for the single values. */
 
-/* The sweep's round-trip set of one forward task, in the terms README.md
+/* The sweep's round-trip set of one forward task, in the terms the page
  * states it: the one long interval, the exact magnitudes (0 aside) below
  * and above it, and the largest exact magnitude. */
 typedef struct rt_summary {
@@ -1418,12 +1419,12 @@ static rt_summary summarize_rt(const interval *iv, size_t n, const tstats *s)
     return sum;
 }
 
-/* 1 if README.md states what the sweep found (ssin and abs-tanh forward
- * tasks, both complete). */
-static int check_readme(const char *path, const rt_summary *ssin, const rt_summary *at)
+/* 1 if the page at path states what the sweep found (ssin and abs-tanh
+ * forward tasks, both complete). */
+static int check_limits_page(const char *path, const rt_summary *ssin, const rt_summary *at)
 {
-    printf("README.md, \"%s\": the sweep's round-trip figures\n", &README_LIMITS[3]);
-    char *section = readme_section(path, README_LIMITS);
+    printf("%s, \"%s\": the sweep's round-trip figures\n", path, &LIMITS_HEADING[3]);
+    char *section = doc_section(path, LIMITS_HEADING);
     if (section == NULL) {
         printf("  cannot read the section from %s\n\n", path);
         return 0;
@@ -1456,19 +1457,19 @@ static int check_readme(const char *path, const rt_summary *ssin, const rt_summa
     }
     char fact[256], count[32];
     snprintf(fact, sizeof fact, "signed sin: every |x| in [%a, %a]", fl(ssin->lo), fl(ssin->hi));
-    ok &= readme_states(section, fact);
-    readme_count(count, sizeof count, ssin->above);
+    ok &= doc_states(section, fact);
+    doc_count(count, sizeof count, ssin->above);
     snprintf(fact, sizeof fact, "above that only %s scattered magnitudes up to inverse(YMAX)",
              count);
-    ok &= readme_states(section, fact);
+    ok &= doc_states(section, fact);
     snprintf(fact, sizeof fact, "abs-tanh: every |x| >= %a", fl(at->lo));
-    ok &= readme_states(section, fact);
-    readme_count(count, sizeof count, at->below);
+    ok &= doc_states(section, fact);
+    doc_count(count, sizeof count, at->below);
     snprintf(fact, sizeof fact, "both, below 2^-63: %s scattered magnitudes (0 aside)", count);
-    ok &= readme_states(section, fact);
-    readme_count(count, sizeof count, at->lost);
+    ok &= doc_states(section, fact);
+    doc_count(count, sizeof count, at->lost);
     snprintf(fact, sizeof fact, "|x| <= 2^-75 (%s positive floats) comes back as 0", count);
-    ok &= readme_states(section, fact);
+    ok &= doc_states(section, fact);
     printf("\n");
     free(section);
     return ok;
@@ -1684,7 +1685,7 @@ int main(int argc, char **argv)
 {
     long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
     uint32_t quick = 1;
-    const char *only = NULL, *readme = NULL;
+    const char *only = NULL, *limits = NULL;
     for (int k = 1; k < argc; k++) {
         if (strcmp(argv[k], "--threads") == 0 && k + 1 < argc)
             nthreads = strtol(argv[++k], NULL, 10);
@@ -1692,10 +1693,10 @@ int main(int argc, char **argv)
             quick = (uint32_t)strtoul(argv[++k], NULL, 10);
         else if (strcmp(argv[k], "--only") == 0 && k + 1 < argc)
             only = argv[++k];
-        else if (strcmp(argv[k], "--readme") == 0 && k + 1 < argc)
-            readme = argv[++k];
+        else if (strcmp(argv[k], "--limits") == 0 && k + 1 < argc)
+            limits = argv[++k];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--quick K] [--only TEXT] [--readme PATH]\n",
+            fprintf(stderr, "usage: %s [--threads N] [--quick K] [--only TEXT] [--limits PATH]\n",
                     argv[0]);
             return 2;
         }
@@ -1901,14 +1902,14 @@ int main(int argc, char **argv)
         fail |= bad;
     }
 
-    /* The README's figures need both forward sweeps whole. */
+    /* The limits page's figures need both forward sweeps whole. */
     int swept = quick == 1;
     for (int k = 0; k < 2; k++)
         swept &= r.offset[tf[k] - r.tasks + 1] - r.offset[tf[k] - r.tasks] == tf[k]->nblocks;
-    if (readme != NULL && swept)
-        fail |= !check_readme(readme, &rt_sums[0], &rt_sums[1]);
-    else if (readme != NULL)
-        printf("README.md figures not checked: the forward sweeps were not complete\n\n");
+    if (limits != NULL && swept)
+        fail |= !check_limits_page(limits, &rt_sums[0], &rt_sums[1]);
+    else if (limits != NULL)
+        printf("%s: figures not checked: the forward sweeps were not complete\n\n", limits);
 
     printf("== glibc on this machine, same machinery ==\n");
     for (int k = 0; k < 2; k++) {

@@ -1,5 +1,5 @@
 /*
- * measure_models.c - the figures README.md quotes, measured:
+ * measure_models.c - the figures docs/ quotes, measured:
  *   1. round trips of shallow and deep models (forward round-trip error
  *      and the inverse's backward error, SPEC section 2);
  *   2. activation memory of stored and memory-saving backprop at depth 8

@@ -417,7 +417,7 @@ static moments moments_of(size_t n, const float *x)
  * abs-tanh hyperplanes (W1 x + b1 = 0, where the density is 0) start where
  * T's are, and training must find everything else.  From other starts NLL
  * training cannot move those hyperplanes through the data (each sample
- * near one adds -log|u| to the loss): README.md, "Flows", quotes the
+ * near one adds -log|u| to the loss): docs/flows.md quotes the
  * stalls measured. */
 static void test_maximum_likelihood_known_density(void **state)
 {

@@ -368,7 +368,7 @@ static void check_gradient(invdl_model *m, size_t batch, const float *x, const f
 /* The negative log-likelihood's gradient, with stored and with
  * memory-saving backprop.  The latter rebuilds layer inputs through the
  * inverses wherever that amplifies rounding errors by at most 16 (max_gain;
- * README: "Memory-saving backprop"), which keeps it within the tolerance;
+ * docs/training.md: "Memory-saving backprop"), which keeps it within the tolerance;
  * report what it stored. */
 static void check_nll_gradient(invdl_model *m, size_t batch, const float *x)
 {

@@ -1,5 +1,5 @@
 /*
- * test_limits.c - README.md's "Float limits, exactly", value by value.
+ * test_limits.c - docs/accuracy.md's "Float limits, exactly", value by value.
  *
  * Every single value that section quotes (edges, thresholds, preimages,
  * counts of floats sharing one result) is computed here without the
@@ -12,13 +12,13 @@
  * undecided one fails the test rather than guess.  The closest call made
  * here lies 2^-36 relative from its midpoint, so valgrind, which runs x87
  * long double arithmetic in double (2^-53), decides every one alike.  Each value is then
- * checked twice: the library must compute it, and README.md must state it
+ * checked twice: the library must compute it, and the page must state it
  * in the words below, formatted here from the computed value, so neither
  * the text nor the code can drift.  The figures only the exhaustive sweep
  * can give (round-trip sets and their counts) are checked against the
- * README by tests/exhaustive.c.
+ * same section by tests/exhaustive.c.
  *
- * Usage: test_limits README.md (meson passes the source tree's).
+ * Usage: test_limits docs/accuracy.md (meson passes the source tree's).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,11 +33,11 @@
 #include <string.h>
 
 #include "invdl.h"
-#include "readme_text.h"
+#include "doc_text.h"
 
-#define PLUS_MINUS "\xc2\xb1" /* as README.md writes it, in UTF-8 */
+#define PLUS_MINUS "\xc2\xb1" /* as the page writes it, in UTF-8 */
 
-static char *section; /* README's section, spaces folded */
+static char *section; /* the page's section, spaces folded */
 
 static uint32_t bits_of(float x)
 {
@@ -56,7 +56,7 @@ static float float_of(uint32_t b)
 static void assert_stated(const char *fact)
 {
     assert_non_null(section);
-    assert_true(readme_states(section, fact));
+    assert_true(doc_states(section, fact));
 }
 
 /* v rounded to float, failing unless v lies more than rel*|v| away from
@@ -343,12 +343,12 @@ static void test_ssin_round_trip_near_two(void **state)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s README.md\n", argv[0]);
+        fprintf(stderr, "usage: %s %s\n", argv[0], LIMITS_PAGE);
         return 2;
     }
-    section = readme_section(argv[1], README_LIMITS);
+    section = doc_section(argv[1], LIMITS_HEADING);
     if (section == NULL)
-        fprintf(stderr, "no section \"%s\" in %s\n", README_LIMITS, argv[1]);
+        fprintf(stderr, "no section \"%s\" in %s\n", LIMITS_HEADING, argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_underflow_to_zero),
         cmocka_unit_test(test_ssin_flat_top),

@@ -253,7 +253,7 @@ static void test_roundtrip_infinities(void **state)
 {
     (void)state;
     /* abs-tanh maps +-inf to +-inf, takes 1, -2 and 0.5 back exactly, and
-     * is the identity from |x| = 8.7067 on (README). */
+     * is the identity from |x| = 8.7067 on (docs/accuracy.md). */
     invdl_model *m = invdl_model_create(4);
     assert_int_equal(invdl_model_add(m, invdl_layer_abstanh(4)), INVDL_OK);
     const float x[4] = {INFINITY, -INFINITY, 1.0f, -2.0f};

@@ -30,7 +30,7 @@
  * fma(), which costs a library call per term on CPUs without FMA; and on
  * the CPUs this was tuned on (AMD Zen 5: two multiply and two add pipes)
  * separate multiplications and additions reach the same rate as FMA
- * (README.md, "Speed of the dense layers").  dense_kernels.c is compiled
+ * (docs/performance.md, "Speed of the dense layers").  dense_kernels.c is compiled
  * with -ffp-contract=off so that no compiler fuses them behind our back.
  *
  * Layouts.  Matrices are row-major doubles.  A block of samples is staged

@@ -1,7 +1,7 @@
 /*
- * readme_text.c - reading README.md's figures for the tests.
+ * doc_text.c - reading the figures of a page of docs/ for the tests.
  */
-#include "readme_text.h"
+#include "doc_text.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@ static void fold_spaces(char *s)
     *out = 0;
 }
 
-char *readme_section(const char *path, const char *heading)
+char *doc_section(const char *path, const char *heading)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -59,7 +59,7 @@ char *readme_section(const char *path, const char *heading)
     return text;
 }
 
-int readme_states(const char *section, const char *fact)
+int doc_states(const char *section, const char *fact)
 {
     char *folded = malloc(strlen(fact) + 1);
     if (folded == NULL)
@@ -67,12 +67,12 @@ int readme_states(const char *section, const char *fact)
     strcpy(folded, fact);
     fold_spaces(folded);
     int ok = strstr(section, folded) != NULL;
-    printf("  %s: \"%s\"\n", ok ? "stated" : "NOT IN README.md", folded);
+    printf("  %s: \"%s\"\n", ok ? "stated" : "NOT STATED", folded);
     free(folded);
     return ok;
 }
 
-void readme_count(char *buf, size_t size, uint64_t n)
+void doc_count(char *buf, size_t size, uint64_t n)
 {
     char digits[32];
     int len = snprintf(digits, sizeof digits, "%" PRIu64, n);
