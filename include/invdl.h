@@ -582,7 +582,8 @@ INVDL_NODISCARD invdl_status invdl_model_roundtrip(invdl_model *model, size_t ba
  * because |J_g| <= product of the |J_(f_l^-1)| and the ratios of norms
  * telescope to |y| / |x|.  The bound is exact for width 1 (a product of
  * scalars) and for one layer; for wider chains it is above A by how much
- * the layers' worst directions fail to line up (measured in README.md).
+ * the layers' worst directions fail to line up (measured in
+ * docs/training-control.md).
  * These are the same gains memory-saving backprop weighs (max_gain).
  *
  * How to read it: recovery error ~ fit error x amplification.  A model

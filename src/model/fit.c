@@ -860,7 +860,9 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 adam_step(&run, np, good, t.grad, scale, steps + 1, moments, moments + np, next);
             else
                 sgd_step(&run, np, good, t.grad, scale, velocity, next);
-            invdl_params_project_all(t.blocks, t.nblocks, next);
+            if (run.learning_rate != 0.0f)
+                /* Projected steps; no step, nothing projected. */
+                invdl_params_project_all(t.blocks, t.nblocks, next);
             invdl_status a = complete_steps
                                  ? invdl_params_assign_all(t.blocks, t.nblocks, next)
                                  : invdl_params_assign_all_partial(t.blocks, t.nblocks, next);
