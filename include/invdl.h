@@ -745,6 +745,7 @@ INVDL_NODISCARD invdl_status invdl_model_sample(invdl_model *model, size_t n, ui
  * its edge the gradient is the outside one-sided derivative, so a value
  * the projection left on the edge moves back out as soon as the loss
  * wants it larger, and stays on the edge while the loss wants it smaller.
+ * A step of rate 0 is no step: nothing is projected then either.
  *
  * A dense layer's factorisation (LU, norms: O(width^3)) runs after every
  * step only when training reads it at every step: with memory-saving

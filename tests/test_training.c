@@ -159,7 +159,7 @@ static void validate_on(record *r, invdl_fit_options *o, size_t vn, const float 
 static size_t keras_early_stop(const double *v, size_t epochs, double min_delta, size_t patience,
                                size_t *best_epoch)
 {
-    double best = INFINITY;
+    double best = (double)INFINITY;
     size_t wait = 0;
     *best_epoch = 0;
     for (size_t e = 1; e <= epochs; e++) {
@@ -493,7 +493,7 @@ static void keras_plateau(const double *v, size_t epochs, float lr0, double fact
                           size_t patience, double min_delta, size_t cooldown, float min_lr,
                           float *rate_after)
 {
-    double best = INFINITY;
+    double best = (double)INFINITY;
     size_t wait = 0, cool = 0;
     float lr = lr0;
     for (size_t e = 0; e < epochs; e++) {
@@ -1074,7 +1074,9 @@ static invdl_model *sensor_model(void)
 {
     invdl_model *m = invdl_model_create(1);
     add(m, invdl_layer_dense(1, 10));
-    add(m, invdl_layer_inverse(invdl_layer_ssin(1)));
+    invdl_layer *ssin = invdl_layer_ssin(1);
+    add(m, invdl_layer_inverse(ssin));
+    invdl_layer_free(ssin); /* the inverse keeps the block */
     add(m, invdl_layer_dense(1, 11));
     return m;
 }
