@@ -127,6 +127,12 @@ static int record_epoch(void *user, const invdl_epoch_info *info)
     } else {
         assert_true(isnan(info->val_loss));
     }
+    /* The callback may read the model being trained: the amplification
+     * report included. */
+    double total = -1.0;
+    float probe[WMAX] = {0.25f, -0.5f, 0.75f, -1.0f};
+    invdl_status st = invdl_model_amplification(r->m, 1, probe, NULL, NULL, &total);
+    assert_true((st == INVDL_OK || st == INVDL_EDOMAIN) && total > 0.0);
     return 0;
 }
 
