@@ -750,8 +750,8 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     float *epoch_start = NULL;
     double *moments = NULL;
     int marked = 0;
-    early_stop es = {INFINITY, 0, 0, 0, NULL};
-    plateau pl = {INFINITY, 0, 0};
+    early_stop es = {(double)INFINITY, 0, 0, 0, NULL};
+    plateau pl = {(double)INFINITY, 0, 0};
     invdl_status st = trainer_init(&t, model, o, cap);
     if (st != INVDL_OK)
         goto done;
@@ -790,7 +790,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     gather(&t, initial);
     memcpy(good, initial, np * sizeof *good);
 
-    double epoch_loss = 0.0, val_loss = NAN;
+    double epoch_loss = 0.0, val_loss = (double)NAN;
     size_t epoch = 0, steps = 0, stopped_epoch = 0;
     int complete_steps = factors_needed_each_step(model, o);
     /* The options with the rate of the step being taken (the schedules'). */
