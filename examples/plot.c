@@ -4,7 +4,7 @@
  * diagonal: that is what being an inverse looks like.
  *
  *     meson compile -C build plot      (writes kernels.svg in build/examples)
- *     build/examples/plot [out.svg]
+ *     build/examples/plot-kernels [out.svg]
  */
 #include <invdl.h>
 

@@ -7,10 +7,11 @@
  * starts from other random parameters and is trained like a Keras model.
  * Then the student's inverse model, built from the trained layers and never
  * trained itself, turns outputs back into inputs.  The loss curve is
- * written as an SVG.
+ * written as an SVG, and the amplification report says how much the
+ * inverse stretches the fit's error, layer by layer.
  *
- *     meson compile -C build train          (writes train-loss.svg)
- *     build/examples/train [loss.svg]
+ *     meson compile -C build train          (writes build/examples/train-loss.svg)
+ *     build/examples/train-net [loss.svg]
  */
 #include <invdl.h>
 
@@ -86,6 +87,41 @@ static double max_gap(size_t n, const float *a, const float *b)
     return m;
 }
 
+static double max_abs(size_t n, const float *a)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+/* Why an inverse is off: each layer's gain (how much undoing it stretches
+ * a relative error) and their product, the bound on the whole inverse's
+ * amplification.  Recovery error is about fit error times that. */
+static void report_amplification(invdl_model *m, const float *x, double fit_error,
+                                 double recovery_error)
+{
+    double gain[8], total;
+    size_t depth = invdl_model_depth(m);
+    invdl_status st = invdl_model_amplification(m, SAMPLES, x, gain, NULL, &total);
+    if (depth > 8 || (st != INVDL_OK && st != INVDL_EDOMAIN)) {
+        fprintf(stderr, "amplification report failed: %s\n", invdl_strerror(st));
+        return;
+    }
+    printf("\nHow much the inverse amplifies a relative error in y (worst of %d samples):\n",
+           SAMPLES);
+    for (size_t l = 0; l < depth; l++)
+        printf("  layer %zu %-8s gain %8.3g\n", l, invdl_layer_name(invdl_model_layer(m, l)),
+               gain[l]);
+    printf("  whole inverse: at most %.3g\n", total);
+    printf("  relative fit error max|f(x) - y| / max|y| = %.3g; recovery error\n"
+           "  max|g(y) - x| / max|x| = %.3g (first order: at most fit error x amplification)\n",
+           fit_error, recovery_error);
+    printf("  A layer with a large gain compresses: a PReLU slope at alpha_min (raise it:\n"
+           "  invdl_layer_mprelu_min), an ill-conditioned dense W (dense_lu bounds its\n"
+           "  pivots), abs-tanh or signed sin near 0 (keep smooth layers next to the data).\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *svg = argc > 1 ? argv[1] : "train-loss.svg";
@@ -118,6 +154,9 @@ int main(int argc, char **argv)
     invdl_status st = invdl_model_fit(student, SAMPLES, x, y, &o, &loss);
     if (st != INVDL_OK) {
         fprintf(stderr, "training failed: %s\n", invdl_strerror(st));
+        if (st == INVDL_ESINGULAR)
+            fprintf(stderr, "a dense layer's W became singular: try a smaller learning rate\n"
+                            "(or a schedule), global_clipnorm, or dense_lu layers\n");
         return 1;
     }
     write_curve(svg, &h);
@@ -147,6 +186,10 @@ int main(int argc, char **argv)
     if (invdl_model_roundtrip(student, SAMPLES, x, NULL, &r) == INVDL_OK)
         printf("  round-trip check: forward error %.3g, backward error %.3g (of max|x|, max|y|)\n",
                (double)r.forward_error, (double)r.backward_error);
+    if (invdl_model_predict(inverse, SAMPLES, y, back) == INVDL_OK)
+        report_amplification(student, x,
+                             max_gap(SAMPLES * WIDTH, pred, y) / max_abs(SAMPLES * WIDTH, y),
+                             max_gap(SAMPLES * WIDTH, back, x) / max_abs(SAMPLES * WIDTH, x));
     invdl_model_free(inverse);
     invdl_model_free(student);
     invdl_model_free(teacher);

@@ -243,7 +243,15 @@ invdl_layer *invdl_layer_abstanh(size_t width);
 /*! invdl_layer_mprelu() :
  *  Monotonic PReLU with one alpha per feature, initialised glorot-uniform
  *  from `seed`: U(-sqrt(3/width), sqrt(3/width)), and alpha_min =
- *  INVDL_MPRELU_ALPHA_MIN.
+ *  INVDL_MPRELU_ALPHA_MIN.  The slope a = max(|alpha|, alpha_min) is flat
+ *  in alpha strictly inside the floor (|alpha| < alpha_min): its gradient
+ *  there is 0.  At the floor's edge (|alpha| == alpha_min) the gradient is
+ *  the outside one, sign(alpha) dL/da, so a value on the edge can move
+ *  back out.  Training never leaves an alpha inside the floor: after each
+ *  update, |alpha| < alpha_min becomes copysign(alpha_min, alpha)
+ *  (projected steps, as for dense_lu's s_i).  Otherwise an alpha that
+ *  fell below alpha_min would stay there for good, its layer compressing
+ *  by 1/alpha_min and the inverse model stretching errors as much.
  *  @return : a new layer the caller owns, or NULL (bad width, out of memory). */
 invdl_layer *invdl_layer_mprelu(size_t width, uint64_t seed);
 
@@ -459,7 +467,7 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  *   - these only read, and may run at once, from any number of threads:
  *     invdl_model_predict(), invdl_model_predict_inverse(),
  *     invdl_model_log_det(), invdl_model_log_prob(), invdl_model_sample(),
- *     invdl_model_roundtrip(),
+ *     invdl_model_roundtrip(), invdl_model_amplification(),
  *     invdl_model_gradient(), invdl_model_get_params(),
  *     invdl_model_param_count(), invdl_model_save(),
  *     invdl_model_save_memory(), invdl_layer_apply(),
@@ -479,8 +487,9 @@ void         invdl_model_free(invdl_model *model);        /* NULL is fine */
  *     another thread predicts with the other is a data race;
  *   - invdl_model_add() changes its model, and no object may be used by
  *     one thread while another frees it.
- * fit's on_epoch callback runs in the calling thread between epochs and
- * may read the models (predict, save, gradient).  A model being trained
+ * fit's callbacks (on_epoch, on_epoch_end) run in the calling thread
+ * between epochs and may read the models (predict, save, gradient,
+ * amplification).  A model being trained
  * keeps its structure and its blocks belong to that fit: from the
  * callback, invdl_model_add() on it, and invdl_model_fit() on it or on any
  * model sharing its blocks (its inverse model, say), are INVDL_EINVAL and
@@ -554,6 +563,75 @@ typedef struct invdl_roundtrip {
 INVDL_NODISCARD invdl_status invdl_model_roundtrip(invdl_model *model, size_t batch,
                                                    const float *x, const float *y,
                                                    invdl_roundtrip *report);
+
+/* Why an inverse is off: how much the inverse model amplifies errors.
+ *
+ * A model f trained to fit data (x, y) leaves a fit error: y = f(x) + e.
+ * Its inverse g then returns g(y) = x + about J_g(y) e, and how much J_g
+ * stretches e is what decides how well inputs are recovered, not the fit
+ * error alone.  In relative terms (infinity norms, per sample):
+ *     |g(y + dy) - g(y)| / |g(y)|  <=  A(y) |dy| / |y|   (first order)
+ * with A(y) the inverse's relative condition number |J_g(y)| |y| / |g(y)|.
+ * invdl_model_amplification() bounds A by the product of the layers'
+ * own: for the model's layers f_1 .. f_L with activations v_0 = x,
+ * v_l = f_l(v_(l-1)), layer l's gain at a sample is
+ *     G_l = |J_(f_l^-1)(v_l)| |v_l| / |v_(l-1)|
+ * (1/slope for signed sin and abs-tanh: max_j 1/|f'(v_(l-1),j)|;
+ * 1/max(|alpha_j|, alpha_min) for PReLU features on the negative branch,
+ * else 1; |W^-1| for dense layers; each times |v_l| / |v_(l-1)|), and
+ *     A  <=  G_1 G_2 ... G_L
+ * because |J_g| <= product of the |J_(f_l^-1)| and the ratios of norms
+ * telescope to |y| / |x|.  The bound is exact for width 1 (a product of
+ * scalars) and for one layer; for wider chains it is above A by how much
+ * the layers' worst directions fail to line up (measured in
+ * docs/training-control.md).
+ * These are the same gains memory-saving backprop weighs (max_gain).
+ *
+ * How to read it: recovery error ~ fit error x amplification.  A model
+ * whose relative fit error is 1e-3 and whose amplification is 1e3
+ * recovers inputs no better than about 100% of their size.  The layer
+ * with the largest gain is the one that compresses: a PReLU whose
+ * |alpha| sits at (or, before projected steps, fell below) alpha_min
+ * contributes 1/alpha_min (100 by default); abs-tanh and signed sin
+ * square their inputs near 0, so a feature v_j near 0 next to larger ones
+ * contributes about |v| / (2 |v_j|); an ill-conditioned dense W
+ * contributes |W^-1| |W x| / |x|.  What helps: a larger alpha_min
+ * (invdl_layer_mprelu_min()), dense_lu layers (s_min bounds every pivot),
+ * smooth layers (dense, dense_lu, or PReLU with larger slopes) next to the
+ * data rather than squaring ones, and data away from 0 for abs-tanh and
+ * signed sin layers. */
+
+/*! invdl_model_amplification() :
+ *  For samples x[batch][width] of the model's input: layer_gain[l] (l <
+ *  depth) = max over the samples of G_l above, the gain of layer l (0 =
+ *  the first applied); sample_gain[s] = G_1 ... G_L at sample s, the bound
+ *  on sample s's amplification A; *total = the largest sample_gain.  Each
+ *  is computed in double from the model's float activations (those of
+ *  invdl_model_predict()).  Any of the three may be NULL.  A model with no
+ *  layers has sample gains 1 (g is the identity).
+ *  - |W^-1| is exact (to double rounding) for dense layers and for
+ *    dense_lu up to width 32; wider dense_lu layers use the estimate
+ *    memory-saving backprop uses (Hager's method: below the norm by a
+ *    small factor at most in all but contrived cases, never above it), so
+ *    there the bound may fall short by that factor.  A dense_lu layer in
+ *    its inverse direction uses |L| |U| >= |W|.
+ *  - A gain is +inf where an input cannot be recovered in relative terms:
+ *    a layer input of 0 whose output is not 0, a slope of 0 (signed sin
+ *    and abs-tanh at exactly 0, where the gain is 1/0), a value not finite
+ *    (NaN gives +inf, not NaN), or a sample outside a layer's invertible
+ *    domain (signed sin past INVDL_SSIN_XMAX at any depth: that layer's
+ *    gain and the sample's are +inf).
+ *  Reads the model only.
+ *  @return : INVDL_OK; INVDL_EDOMAIN (some sample left a layer's domain;
+ *            everything written); INVDL_EINVAL (NULL model, NULL x with
+ *            batch > 0, batch*width overflowing; nothing written);
+ *            INVDL_ENOMEM (nothing written).  batch 0 writes layer_gain
+ *            (all 0) and *total (0). */
+INVDL_NODISCARD invdl_status invdl_model_amplification(const invdl_model *model, size_t batch,
+                                                       const float *x,
+                                                       double *layer_gain /* [depth] */,
+                                                       double *sample_gain /* [batch] */,
+                                                       double *total);
 
 /*! invdl_delta_check() :
  *  The notebook's delta_check: whether max|a[i] - b[i]| < epsilon.
@@ -661,7 +739,14 @@ INVDL_NODISCARD invdl_status invdl_model_sample(invdl_model *model, size_t n, ui
  *     double and each w is rounded to float once per step.  momentum and
  *     nesterov are SGD's: nonzero with Adam is a bad option.
  * After each step, values are moved into the region training keeps them
- * in (a dense_lu layer's |s_i| < s_min become copysign(s_min, s_i)).
+ * in: an mprelu layer's |alpha| < alpha_min and a dense_lu layer's
+ * |s_i| < s_min become copysign(alpha_min, alpha) and copysign(s_min,
+ * s_i) (projected steps).  Inside such a floor the loss is flat in the
+ * value (invdl_model_gradient() returns 0 there, the true derivative); at
+ * its edge the gradient is the outside one-sided derivative, so a value
+ * the projection left on the edge moves back out as soon as the loss
+ * wants it larger, and stays on the edge while the loss wants it smaller.
+ * A step of rate 0 is no step: nothing is projected then either.
  *
  * A dense layer's factorisation (LU, norms: O(width^3)) runs after every
  * step only when training reads it at every step: with memory-saving
@@ -683,11 +768,134 @@ INVDL_NODISCARD invdl_status invdl_model_sample(invdl_model *model, size_t n, ui
  * input outside its invertible domain, when the bound on how much
  * rebuilding amplifies errors since the last stored activation would
  * exceed max_gain, and every checkpoint_every layers; a batch whose
- * rebuilding fails anyway is redone with stored activations. */
+ * rebuilding fails anyway is redone with stored activations.
+ *
+ * Training well: validation, early stopping, learning-rate schedules
+ * ------------------------------------------------------------------
+ * All off by default (invdl_fit_defaults() trains as before); each works
+ * with SGD and Adam, on squared error and on the negative log-likelihood,
+ * stored or memory-saving.  Keras' semantics, Keras 3 where Keras 2
+ * differs (said where it does).
+ *
+ * Validation (Keras' validation_data): validation_n samples
+ * validation_x[validation_n][width] with targets validation_y (not read
+ * with INVDL_LOSS_NLL).  After every epoch the model's mean loss on them,
+ * the loss training minimises computed in the same way but with no step
+ * taken (batch_size samples at a time, each batch weighted by its size),
+ * is the epoch's val_loss: passed to on_epoch_end, kept in the report.
+ * It is not checked for finiteness (an NLL validation sample outside a
+ * layer's domain makes it +inf); a non-finite val_loss never improves.
+ *
+ * The monitored value of early stopping and of reduce-on-plateau, each
+ * chosen by an invdl_monitor: the epoch's val_loss, or its training loss
+ * (the mean batch loss reported for the epoch, Keras' "loss").  AUTO
+ * monitors val_loss when validation data are given and the training loss
+ * otherwise; VAL_LOSS without validation data is a bad option (Keras
+ * would warn and do nothing).  Both are mode "min": lower is better.
+ *
+ * Early stopping (early_stopping = 1; Keras' EarlyStopping with monitor,
+ * min_delta, patience, restore_best_weights, mode "min", no baseline, no
+ * start_from_epoch).  best starts at +inf, wait at 0.  After epoch e
+ * (from 1), with v its monitored value, in double:
+ *     if restore_best_weights and nothing is kept yet: keep e's parameters
+ *         (and best_epoch = e): so the first epoch is kept even if v is
+ *         not finite;
+ *     wait += 1;
+ *     if v + min_delta < best: best = v, best_epoch = e, wait = 0, and
+ *         with restore_best_weights keep e's parameters;
+ *     else if wait >= patience and e > 1: training stops after epoch e.
+ * So training stops after `patience` epochs in a row without an
+ * improvement of more than min_delta (patience 0: at the first epoch that
+ * does not improve), never after the first epoch.  With
+ * restore_best_weights = 1, when fit returns the parameters are those kept
+ * (those of best_epoch, bit for bit) whatever ended training: early
+ * stopping, the epochs running out (Keras 3; Keras 2 restored only when it
+ * stopped early), on_epoch or on_epoch_end asking to stop, and also
+ * INVDL_EDIVERGED and INVDL_ESINGULAR, which then keep their status but
+ * return best_epoch's parameters instead of the ones they would restore
+ * (invdl_model_fit()).  Only INVDL_ENOMEM (model unchanged) and
+ * INVDL_EINVAL (nothing done) restore nothing.  The loss a fit reports
+ * (final_loss, report->loss) is always the last epoch's, as Keras'
+ * history has it; report->restored says whether parameters were restored.
+ * restore_best_weights without early stopping is a bad option.
+ *
+ * Learning-rate schedules.  The rate a step uses (learning_rate in the
+ * update rules above; Adam's lr_t is formed from it) is
+ *   - schedule = INVDL_SCHEDULE_CONSTANT (default): learning_rate, or the
+ *     rate reduce-on-plateau has reduced it to;
+ *   - schedule = INVDL_SCHEDULE_EXPONENTIAL (Keras' ExponentialDecay with
+ *     initial_learning_rate = learning_rate), for the call's step k
+ *     counted from 0 (the first step uses learning_rate):
+ *         rate_k = learning_rate * decay_rate ^ (k / decay_steps)
+ *     with k / decay_steps rounded down when staircase = 1; computed in
+ *     double, rounded to float once.  Steps count from 0 in every call
+ *     (as Adam's t does here).
+ * Reduce-on-plateau (reduce_lr_on_plateau = 1; Keras' ReduceLROnPlateau
+ * with monitor, factor, patience, min_delta, cooldown, min_lr, mode
+ * "min").  best starts at +inf, wait and cooldown at 0.  After epoch e,
+ * with v its monitored value, in double:
+ *     if cooldown > 0: cooldown -= 1, wait = 0;
+ *     if v < best - min_delta: best = v, wait = 0;
+ *     else if cooldown == 0: wait += 1, and if wait >= patience and
+ *         rate > min_lr: rate = max(rate * factor, min_lr) (rounded to
+ *         float), cooldown = plateau_cooldown, wait = 0;
+ * the new rate applies from epoch e+1's first step.  It needs the
+ * constant schedule (Keras cannot set a rate that a schedule computes
+ * either): reduce-on-plateau with INVDL_SCHEDULE_EXPONENTIAL is a bad
+ * option.  report->learning_rate is the rate the next step would take,
+ * so another fit can go on from it.
+ *
+ * A rate that reaches 0 (min_lr 0 and enough reductions, or a decay
+ * underflowing) takes no step, exactly as learning_rate 0 does; a rate
+ * that overflows (decay_rate > 1) makes a step leave a parameter
+ * non-finite: INVDL_EDIVERGED.
+ *
+ * After each epoch, in this order: the epoch's loss; the factorisation
+ * of layers whose factors wait for the epoch's end (INVDL_ESINGULAR
+ * there ends training before the rest); val_loss; early stopping's
+ * update; reduce-on-plateau's update; on_epoch, then on_epoch_end (both
+ * are called; either returning nonzero stops training after the epoch).
+ * An epoch stopped by INVDL_EDIVERGED, INVDL_ESINGULAR or INVDL_ENOMEM
+ * gets none of these. */
 typedef struct invdl_fit_report invdl_fit_report;
 
 typedef enum invdl_loss { INVDL_LOSS_MSE = 0, INVDL_LOSS_NLL = 1 } invdl_loss;
 typedef enum invdl_optimizer { INVDL_OPTIMIZER_SGD = 0, INVDL_OPTIMIZER_ADAM = 1 } invdl_optimizer;
+
+/* What early stopping and reduce-on-plateau watch (above). */
+typedef enum invdl_monitor {
+    INVDL_MONITOR_AUTO = 0,    /* val_loss with validation data, else the training loss */
+    INVDL_MONITOR_LOSS = 1,    /* the epoch's training loss (Keras' "loss") */
+    INVDL_MONITOR_VAL_LOSS = 2 /* the epoch's validation loss (Keras' "val_loss") */
+} invdl_monitor;
+
+/* The rate of each step (above). */
+typedef enum invdl_schedule {
+    INVDL_SCHEDULE_CONSTANT = 0,   /* learning_rate (reduce-on-plateau may lower it) */
+    INVDL_SCHEDULE_EXPONENTIAL = 1 /* Keras' ExponentialDecay, per step */
+} invdl_schedule;
+
+/* What on_epoch_end receives after each epoch; valid during the call only. */
+typedef struct invdl_epoch_info {
+    size_t epoch;             /* from 1 */
+    size_t epochs;            /* options->epochs */
+    size_t steps;             /* steps this call has taken so far */
+    float  loss;              /* the epoch's mean training loss (on_epoch's) */
+    float  val_loss;          /* the loss on the validation data after the
+                                 epoch; NaN without validation data */
+    float  learning_rate;     /* the rate the epoch's last step used */
+    float  next_learning_rate; /* the rate the next step will use (after
+                                  the schedule and reduce-on-plateau) */
+    size_t best_epoch;        /* early stopping: the epoch holding the best
+                                 monitored value so far (with
+                                 restore_best_weights: the epoch whose
+                                 parameters are kept); 0 when off or none */
+    float  best;              /* early stopping's best monitored value
+                                 (+inf before any improvement; NaN when off) */
+    size_t wait;              /* early stopping's epochs without improvement */
+    int    stopping;          /* 1: early stopping ends training after this
+                                 epoch */
+} invdl_epoch_info;
 
 typedef struct invdl_fit_options {
     float    learning_rate;  /* 0.01 */
@@ -715,6 +923,35 @@ typedef struct invdl_fit_options {
     float    beta_1;         /* 0.9: Adam's decay of the gradient's mean */
     float    beta_2;         /* 0.999: Adam's decay of its mean square */
     float    epsilon;        /* 1e-7: Adam's term added to sqrt(v) */
+    /* Validation data (Keras' validation_data), not owned, read during
+     * the call only. */
+    size_t       validation_n; /* 0: none (the arrays are then not read) */
+    const float *validation_x; /* [validation_n][width] */
+    const float *validation_y; /* [validation_n][width]; not read with NLL */
+    /* Early stopping (Keras' EarlyStopping, mode "min"). */
+    int      early_stopping; /* 0: off; 1: on */
+    invdl_monitor early_stopping_monitor; /* INVDL_MONITOR_AUTO */
+    float    early_stopping_min_delta;  /* 0: improvements must exceed it */
+    size_t   early_stopping_patience;   /* 0: epochs without improvement allowed */
+    int      restore_best_weights;      /* 0; 1: return the best epoch's parameters */
+    /* Learning-rate schedule (Keras' ExponentialDecay). */
+    invdl_schedule schedule; /* INVDL_SCHEDULE_CONSTANT */
+    size_t   decay_steps;    /* 0: set it (>= 1) for INVDL_SCHEDULE_EXPONENTIAL */
+    float    decay_rate;     /* 0: set it (finite, > 0) for INVDL_SCHEDULE_EXPONENTIAL */
+    int      staircase;      /* 0; 1: decay in whole periods of decay_steps */
+    /* Reduce-on-plateau (Keras' ReduceLROnPlateau, mode "min"). */
+    int      reduce_lr_on_plateau;      /* 0: off; 1: on */
+    invdl_monitor plateau_monitor;      /* INVDL_MONITOR_AUTO */
+    float    plateau_factor;            /* 0.1: new rate = rate * factor, in [0, 1) */
+    size_t   plateau_patience;          /* 10 */
+    float    plateau_min_delta;         /* 1e-4 */
+    size_t   plateau_cooldown;          /* 0 */
+    float    plateau_min_lr;            /* 0 */
+    /* Called after each epoch, after on_epoch, with the epoch's losses,
+     * rates and early-stopping state; returning nonzero stops training
+     * after that epoch.  Receives `user`.  NULL: none.  What it may do
+     * with the model is what on_epoch may (Threads, above). */
+    int    (*on_epoch_end)(void *user, const invdl_epoch_info *info);
 } invdl_fit_options;
 
 /* What one fit (or gradient) call did. */
@@ -729,10 +966,24 @@ struct invdl_fit_report {
                                 over batches */
     size_t fallbacks;        /* memory saving: batches redone with stored
                                 activations */
+    float  val_loss;         /* validation loss after the last epoch run
+                                (of the initial parameters with epochs 0);
+                                NaN without validation data */
+    float  learning_rate;    /* the rate the next step would use */
+    size_t best_epoch;       /* early stopping: as invdl_epoch_info's, at
+                                the end (0 when off or none) */
+    float  best;             /* early stopping's best monitored value (NaN
+                                when off) */
+    size_t stopped_epoch;    /* the epoch after which early stopping ended
+                                training; 0 if it did not */
+    int    restored;         /* 1: the parameters returned are best_epoch's
+                                (restore_best_weights) */
 };
 
 /*! invdl_fit_defaults() : @return : the Keras defaults listed above (SGD,
- *  learning rate 0.01, mean squared error). */
+ *  learning rate 0.01, mean squared error; no validation, early stopping,
+ *  schedule or reduce-on-plateau, with Keras' defaults in the
+ *  reduce-on-plateau fields for when it is turned on). */
 invdl_fit_options invdl_fit_defaults(void);
 
 /*! invdl_fit_defaults_adam() :
@@ -750,8 +1001,18 @@ invdl_fit_options invdl_fit_defaults_adam(void);
  *  0, global_clipnorm negative or NaN, memory_saving other than 0 or 1,
  *  max_gain NaN or below 1, loss or optimizer not a value of its enum;
  *  with Adam: momentum or nesterov nonzero, beta_1 or beta_2 outside
- *  [0, 1), epsilon not a finite number > 0.  epochs 0 trains nothing and
- *  reports the current loss.  learning_rate 0 never moves a parameter,
+ *  [0, 1), epsilon not a finite number > 0; validation_n > 0 with a NULL
+ *  validation_x (or a NULL validation_y with INVDL_LOSS_MSE) or
+ *  validation_n*width overflowing; early_stopping, restore_best_weights,
+ *  staircase or reduce_lr_on_plateau other than 0 or 1;
+ *  restore_best_weights without early_stopping; a monitor not of its
+ *  enum, or VAL_LOSS without validation data; a min_delta negative or
+ *  not finite; schedule not of its enum; with INVDL_SCHEDULE_EXPONENTIAL:
+ *  decay_steps 0, decay_rate not a finite number > 0, or
+ *  reduce_lr_on_plateau on; with reduce_lr_on_plateau: plateau_factor
+ *  outside [0, 1), plateau_min_lr negative or not finite (Training, above,
+ *  says what each does).  epochs 0 trains nothing and reports the
+ *  current loss (and val_loss).  learning_rate 0 never moves a parameter,
  *  whatever the gradient (infinite or NaN included) and the optimizer:
  *  such a fit only evaluates, and only a non-finite loss makes it
  *  diverge.
@@ -771,7 +1032,17 @@ invdl_fit_options invdl_fit_defaults_adam(void);
  *            parameters are those of the last step; otherwise the end of
  *            the epoch found it and the parameters are those at the
  *            epoch's start, the epoch not counted in the report);
- *            INVDL_ENOMEM (model unchanged).
+ *            INVDL_ENOMEM (model unchanged).  With early stopping's
+ *            restore_best_weights and at least one epoch completed, every
+ *            status but INVDL_ENOMEM and INVDL_EINVAL returns the best
+ *            epoch's parameters instead (Training, above).
+ *            After INVDL_ESINGULAR, what usually helps: a smaller
+ *            learning rate (or a schedule that lowers it), global_clipnorm
+ *            (a step too long for the model's curvature is what makes W
+ *            singular), or dense_lu layers instead of dense ones (W = P L U
+ *            with |s_i| >= s_min is never singular: such a fit cannot
+ *            return INVDL_ESINGULAR).  invdl_model_amplification() shows
+ *            which layers compress.
  *            *final_loss, if not NULL, receives the mean loss of the last
  *            epoch (each batch's loss weighted by its size, as Keras
  *            reports it); after INVDL_EDIVERGED, the non-finite loss (NaN

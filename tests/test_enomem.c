@@ -5,7 +5,8 @@
  * tests/fault.c).  Each scenario (build layers and a model, make the
  * inverse, predict, log-det, log-density, sampling, round trip, gradient,
  * parameters, fit in stored and memory-saving modes with SGD on squared
- * error and Adam on the negative log-likelihood, save, save to memory,
+ * error and Adam on the negative log-likelihood, fit with validation data,
+ * early stopping and the schedules, the amplification report, save, save to memory,
  * load, load from memory) first runs with no failure, counting its
  * allocations; then, for
  * every k up to that count, it runs again with the k-th allocation failing
@@ -462,6 +463,65 @@ static invdl_status scenario_fit_saving(fixture *f)
     return st;
 }
 
+/* Validation data, early stopping keeping the best epoch's parameters
+ * and reduce-on-plateau, then the exponential schedule: the buffers of
+ * the kept parameters and the validation passes.  A failure in a later
+ * epoch leaves the model as it was before the call, not at the best
+ * epoch. */
+static invdl_status scenario_fit_control(fixture *f)
+{
+    invdl_fit_options o = invdl_fit_defaults();
+    o.batch_size = 4;
+    o.epochs = 3;
+    o.validation_n = S - 2;
+    o.validation_x = f->y + W;
+    o.validation_y = f->x + W;
+    o.early_stopping = 1;
+    o.restore_best_weights = 1;
+    o.early_stopping_patience = 5;
+    o.reduce_lr_on_plateau = 1;
+    o.plateau_patience = 0;
+    invdl_status st = run_fit(f, &o);
+    if (st != INVDL_OK)
+        return st;
+    fault_hold(1);
+    fixture_restore(f);
+    fault_hold(0);
+    o.reduce_lr_on_plateau = 0;
+    o.schedule = INVDL_SCHEDULE_EXPONENTIAL;
+    o.decay_steps = 2;
+    o.decay_rate = 0.5f;
+    o.memory_saving = 1;
+    return run_fit(f, &o);
+}
+
+/* The amplification report of the model and of its inverse model: on
+ * failure the caller's arrays are untouched. */
+static invdl_status scenario_amplification(fixture *f)
+{
+    enum { DEPTH = 7 };
+    assert_int_equal(invdl_model_depth(f->m), DEPTH);
+    invdl_status st = INVDL_OK;
+    for (int k = 0; k < 2 && st == INVDL_OK; k++) {
+        double lg[DEPTH], sg[S], total = -1.0;
+        for (size_t i = 0; i < DEPTH; i++)
+            lg[i] = -1.0;
+        for (size_t i = 0; i < S; i++)
+            sg[i] = -1.0;
+        st = invdl_model_amplification(k ? f->inv : f->m, S, k ? f->y : f->x, lg, sg, &total);
+        if (st == INVDL_ENOMEM) {
+            assert_true(total == -1.0);
+            for (size_t i = 0; i < DEPTH; i++)
+                assert_true(lg[i] == -1.0);
+            for (size_t i = 0; i < S; i++)
+                assert_true(sg[i] == -1.0);
+        } else {
+            assert_true(st == INVDL_OK && total >= 1.0);
+        }
+    }
+    return st;
+}
+
 /* Adam on the negative log-likelihood (of the inverse model: its inputs
  * y lie in every layer's domain), stored and memory saving: the Adam
  * moments and the log-det work arrays are allocated too. */
@@ -661,6 +721,8 @@ SCENARIO_TEST(fit_stored)
 SCENARIO_TEST(fit_saving)
 SCENARIO_TEST(fit_nll_adam)
 SCENARIO_TEST(fit_fallback)
+SCENARIO_TEST(fit_control)
+SCENARIO_TEST(amplification)
 SCENARIO_TEST(save)
 SCENARIO_TEST(save_memory)
 SCENARIO_TEST(load)
@@ -676,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_params),      cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_fit_stored),  cmocka_unit_test(test_fit_saving),
         cmocka_unit_test(test_fit_nll_adam), cmocka_unit_test(test_fit_fallback),
+        cmocka_unit_test(test_fit_control), cmocka_unit_test(test_amplification),
         cmocka_unit_test(test_save),
         cmocka_unit_test(test_save_memory),
         cmocka_unit_test(test_load),        cmocka_unit_test(test_load_memory),

@@ -4,8 +4,8 @@
  * Several threads share one model, its linked inverse model and one set
  * of input arrays, and call everything documented as reading only:
  * the kernels, predict (forward, inverse model, predict_inverse), log-det,
- * log-density, sampling, round trip, gradient, get_params, save to memory
- * and a dense_lu layer's weights, on a model holding every kind, while
+ * log-density, sampling, round trip, gradient, get_params, save to memory,
+ * a dense_lu layer's weights and the amplification report, on a model holding every kind, while
  * other threads
  * make and free inverses of the shared layers and models (which takes and
  * drops references to the shared parameter blocks).  Every result must be
@@ -40,6 +40,8 @@ typedef struct expected {
     float log_prob[S], samples[NK];
     invdl_status sample_status;
     float weights[W * W + W]; /* the dense_lu layer's W and b */
+    double gains[2][8], sample_gains[2][S], total[2]; /* amplification: model, inverse */
+    invdl_status amp_status[2];
     float *params, *grad;
     invdl_roundtrip roundtrip;
     float loss;
@@ -93,6 +95,13 @@ static void compute(const shared *sh, expected *e)
     assert_int_equal(invdl_layer_weights(invdl_model_layer(sh->m, 3), e->weights,
                                          e->weights + W * W),
                      INVDL_OK);
+    assert_int_equal(invdl_model_depth(sh->m), 8);
+    for (int k = 0; k < 2; k++) {
+        e->amp_status[k] = invdl_model_amplification(k ? sh->inv : sh->m, S, k ? e->y : sh->x,
+                                                      e->gains[k], e->sample_gains[k],
+                                                      &e->total[k]);
+        assert_true(e->amp_status[k] == INVDL_OK || e->amp_status[k] == INVDL_EDOMAIN);
+    }
 }
 
 static void expected_alloc(expected *e, size_t np, size_t size)
@@ -131,6 +140,10 @@ static void assert_same(const expected *a, const expected *b, size_t np)
     assert_int_equal(a->size, b->size);
     assert_memory_equal(a->bytes, b->bytes, a->size);
     assert_memory_equal(a->weights, b->weights, sizeof a->weights);
+    assert_memory_equal(a->gains, b->gains, sizeof a->gains);
+    assert_memory_equal(a->sample_gains, b->sample_gains, sizeof a->sample_gains);
+    assert_memory_equal(a->total, b->total, sizeof a->total);
+    assert_memory_equal(a->amp_status, b->amp_status, sizeof a->amp_status);
 }
 
 /* Reader threads: compute everything, REPS times, compare each time.
@@ -184,6 +197,14 @@ static void *reader(void *arg)
         bad |= invdl_layer_weights(invdl_model_layer(sh->m, 3), e.weights, e.weights + W * W) !=
                    INVDL_OK ||
                memcmp(e.weights, w->weights, sizeof e.weights) != 0;
+        for (int k = 0; k < 2; k++)
+            bad |= invdl_model_amplification(k ? sh->inv : sh->m, S, k ? w->y : sh->x,
+                                             e.gains[k], e.sample_gains[k],
+                                             &e.total[k]) != w->amp_status[k] ||
+                   memcmp(e.gains[k], w->gains[k], sizeof e.gains[k]) != 0 ||
+                   memcmp(e.sample_gains[k], w->sample_gains[k], sizeof e.sample_gains[k]) !=
+                       0 ||
+                   memcmp(&e.total[k], &w->total[k], sizeof e.total[k]) != 0;
         j->failures += bad;
     }
     free(e.params);

@@ -84,11 +84,7 @@ static invdl_status dense_lu_prepare(const invdl_params *p, const float *values,
 
 static void dense_lu_project(const invdl_params *p, float *values)
 {
-    size_t n = p->width;
-    float s_min = p->settings[0], *s = values + 2 * strict_count(n);
-    for (size_t i = 0; i < n; i++)
-        if (fabsf(s[i]) < s_min)
-            s[i] = copysignf(s_min, s[i]);
+    invdl_project_floor(p->width, p->settings[0], values + 2 * strict_count(p->width));
 }
 
 static invdl_status dense_lu_apply(const invdl_params *p, int inverse, size_t batch,

@@ -278,6 +278,13 @@ void invdl_params_project_all(invdl_params *const *blocks, size_t nblocks, float
     }
 }
 
+void invdl_project_floor(size_t n, float edge, float *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(v[i]) < edge)
+            v[i] = copysignf(edge, v[i]);
+}
+
 void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst)
 {
     size_t at = 0;
@@ -456,6 +463,26 @@ invdl_status invdl_layer_run_log_det(const invdl_layer *l, int other, size_t bat
         negate(batch, acc);
     }
     return s1 != INVDL_OK || s2 != INVDL_OK || s3 != INVDL_OK ? INVDL_EDOMAIN : INVDL_OK;
+}
+
+void invdl_layer_run_marking(const invdl_layer *l, int other, size_t batch, const float *in,
+                             float *out, double *acc, unsigned char *bad, float *row,
+                             double *scratch)
+{
+    invdl_status st = acc != NULL ? invdl_layer_run_log_det(l, other, batch, in, out, acc, scratch)
+                                  : invdl_layer_run(l, other, batch, in, out, scratch);
+    if (st == INVDL_OK)
+        return;
+    size_t w = l->width;
+    for (size_t s = 0; s < batch; s++) {
+        double unused = 0.0;
+        invdl_status one = acc != NULL
+                               ? invdl_layer_run_log_det(l, other, 1, in + s * w, row, &unused,
+                                                         scratch)
+                               : invdl_layer_run(l, other, 1, in + s * w, row, scratch);
+        if (one != INVDL_OK)
+            bad[s] = 1;
+    }
 }
 
 int invdl_layer_log_det_grad(const invdl_layer *l, size_t batch, const float *in,

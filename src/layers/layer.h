@@ -80,8 +80,11 @@ typedef struct invdl_layer_ops {
     invdl_status (*prepare)(const invdl_params *p, const float *values, void *cache,
                             int complete);
     /* Moves values into the region training keeps them in, after an
-     * optimizer's step (dense_lu: |s_i| below s_min becomes
-     * copysign(s_min, s_i)).  NULL: every finite value is in it. */
+     * optimizer's step (mprelu: |alpha| below alpha_min becomes
+     * copysign(alpha_min, alpha); dense_lu: the same for s_i and s_min).
+     * NULL: every finite value is in it.  A kind with such a floor gives
+     * the outside one-sided derivative at its edge in backward and
+     * log_det_grad, so the gradient can move a projected value out. */
     void (*project)(const invdl_params *p, float *values);
     /* out = f(in) or g(in); in == out allowed.  INVDL_EDOMAIN is reported
      * with every output written. */
@@ -191,6 +194,11 @@ invdl_status invdl_params_complete_all(invdl_params *const *blocks, size_t nbloc
  * blocks' values back to back), e.g. after an optimizer's step. */
 void invdl_params_project_all(invdl_params *const *blocks, size_t nblocks, float *values);
 
+/* Projected steps: every v[i] with |v[i]| < edge becomes copysign(edge,
+ * v[i]) (±0 included); the others, NaN included, stay.  The project
+ * operation of kinds with a floored value (mprelu's alpha, dense_lu's s). */
+void invdl_project_floor(size_t n, float edge, float *v);
+
 /* Copies the blocks' values back to back into dst. */
 void invdl_params_gather(invdl_params *const *blocks, size_t nblocks, float *dst);
 
@@ -225,6 +233,15 @@ static inline invdl_status invdl_layer_run(const invdl_layer *l, int other, size
  * (everything written). */
 invdl_status invdl_layer_run_log_det(const invdl_layer *l, int other, size_t batch,
                                      const float *in, float *out, double *acc, double *scratch);
+
+/* invdl_layer_run() from in to out (not in place), with acc as in
+ * invdl_layer_run_log_det() when acc is not NULL, marking bad[s] = 1 for
+ * the samples whose input lies outside the layer's domain (a layer
+ * reports a domain error for a whole batch: after one, each sample runs
+ * again alone into row, width floats).  The others' bad[s] are left. */
+void invdl_layer_run_marking(const invdl_layer *l, int other, size_t batch, const float *in,
+                             float *out, double *acc, unsigned char *bad, float *row,
+                             double *scratch);
 
 /* The log-det gradient of layer l in its own direction, given its input
  * and output: dx += scale * d/din log|det J(in)| (dx may be NULL) and

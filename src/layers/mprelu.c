@@ -3,8 +3,11 @@
  * a = max(|alpha|, alpha_min) for negative inputs.
  *
  * The slope is the same function of alpha in forward, inverse and
- * gradient: da/dalpha = sign(alpha) where |alpha| > alpha_min, 0 where the
- * floor holds (the floor is flat there).
+ * gradient: da/dalpha = sign(alpha) where |alpha| >= alpha_min, 0 strictly
+ * inside the floor (flat there).  At the edge |alpha| == alpha_min the
+ * derivative is the outside one-sided one: training projects alphas that
+ * fall into the floor onto its edge (mprelu_project), and from there the
+ * gradient must be able to move them back out.
  */
 #include "kernels/train_loops.h"
 #include "layer.h"
@@ -30,6 +33,11 @@ static int mprelu_valid(size_t width, const float *settings, const float *values
     return 1;
 }
 
+static void mprelu_project(const invdl_params *p, float *values)
+{
+    invdl_project_floor(p->width, p->settings[0], values);
+}
+
 static invdl_status mprelu_apply(const invdl_params *p, int inverse, size_t batch,
                                  const float *in, float *out, double *scratch)
 {
@@ -49,7 +57,7 @@ static void mprelu_slopes(const invdl_params *p, int inverse, double *scratch)
         double alpha = (double)p->values[j], m = fabs(alpha);
         double a = m > amin ? m : amin;
         scratch[j] = a;
-        scratch[p->width + j] = m > amin ? (alpha < 0 ? -1.0 : 1.0) : 0.0;
+        scratch[p->width + j] = m >= amin ? (alpha < 0 ? -1.0 : 1.0) : 0.0;
         scratch[2 * p->width + j] = inverse ? 1.0 / a : a;
         scratch[3 * p->width + j] = a * a;
     }
@@ -161,6 +169,7 @@ const invdl_layer_ops invdl_mprelu_ops = {
     .nsettings = 1,
     .count = mprelu_count,
     .valid = mprelu_valid,
+    .project = mprelu_project,
     .apply = mprelu_apply,
     .backward = mprelu_backward,
     .log_det = mprelu_log_det,

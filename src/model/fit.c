@@ -63,6 +63,11 @@ invdl_fit_options invdl_fit_defaults(void)
     o.beta_1 = 0.9f;
     o.beta_2 = 0.999f;
     o.epsilon = 1e-7f;
+    /* Validation, early stopping and the schedules are off (the fields
+     * above are 0); reduce-on-plateau's settings are Keras' defaults. */
+    o.plateau_factor = 0.1f;
+    o.plateau_patience = 10;
+    o.plateau_min_delta = 1e-4f;
     return o;
 }
 
@@ -83,9 +88,49 @@ static int bad_adam(const invdl_fit_options *o)
            !isfinite(o->epsilon);
 }
 
+static int not_flag(int v)
+{
+    return v != 0 && v != 1;
+}
+
+/* A threshold or rate: a finite number >= 0. */
+static int bad_nonnegative(float v)
+{
+    return !(v >= 0.0f) || !isfinite(v);
+}
+
+/* A monitor must name a value the fit has. */
+static int bad_monitor(const invdl_fit_options *o, invdl_monitor m)
+{
+    return (m != INVDL_MONITOR_AUTO && m != INVDL_MONITOR_LOSS && m != INVDL_MONITOR_VAL_LOSS) ||
+           (m == INVDL_MONITOR_VAL_LOSS && o->validation_n == 0);
+}
+
+/* Early stopping, the schedule and reduce-on-plateau (invdl.h, Training). */
+static int bad_between_epochs(const invdl_fit_options *o)
+{
+    if (not_flag(o->early_stopping) || not_flag(o->restore_best_weights) ||
+        not_flag(o->staircase) || not_flag(o->reduce_lr_on_plateau) ||
+        (o->restore_best_weights && !o->early_stopping))
+        return 1;
+    if (o->early_stopping && (bad_monitor(o, o->early_stopping_monitor) ||
+                              bad_nonnegative(o->early_stopping_min_delta)))
+        return 1;
+    if (o->schedule != INVDL_SCHEDULE_CONSTANT && o->schedule != INVDL_SCHEDULE_EXPONENTIAL)
+        return 1;
+    if (o->schedule == INVDL_SCHEDULE_EXPONENTIAL &&
+        (o->decay_steps == 0 || !(o->decay_rate > 0.0f) || !isfinite(o->decay_rate) ||
+         o->reduce_lr_on_plateau))
+        return 1;
+    return o->reduce_lr_on_plateau &&
+           (bad_monitor(o, o->plateau_monitor) || !(o->plateau_factor >= 0.0f) ||
+            !(o->plateau_factor < 1.0f) || bad_nonnegative(o->plateau_min_delta) ||
+            bad_nonnegative(o->plateau_min_lr));
+}
+
 static int bad_options(const invdl_fit_options *o)
 {
-    return !(o->learning_rate >= 0.0f) || !isfinite(o->learning_rate) ||
+    return bad_between_epochs(o) || !(o->learning_rate >= 0.0f) || !isfinite(o->learning_rate) ||
            !(o->momentum >= 0.0f) || !isfinite(o->momentum) || o->batch_size == 0 ||
            !(o->global_clipnorm >= 0.0f) || (o->nesterov != 0 && o->nesterov != 1) ||
            (o->memory_saving != 0 && o->memory_saving != 1) || !(o->max_gain >= 1.0f) ||
@@ -106,6 +151,15 @@ static int loss_needs_log_det(const invdl_fit_options *o)
 static int bad_targets(const invdl_fit_options *o, const float *y)
 {
     return y == NULL && o->loss == INVDL_LOSS_MSE;
+}
+
+/* The validation arrays fit reads, for a model of this width. */
+static int bad_validation(const invdl_fit_options *o, size_t width)
+{
+    size_t total;
+    return o->validation_n > 0 &&
+           (o->validation_x == NULL || bad_targets(o, o->validation_y) ||
+            !invdl_mul_size(o->validation_n, width, &total));
 }
 
 /* Whether each step must leave every layer's derived data complete: when
@@ -451,6 +505,13 @@ static void fill_report(const trainer *t, invdl_fit_report *r, size_t epochs, si
     r->activation_bytes = t->peak_bytes;
     r->stored_inputs = t->stored_inputs;
     r->fallbacks = t->fallbacks;
+    /* What fit's epochs add; a call without them leaves these so. */
+    r->val_loss = NAN;
+    r->learning_rate = t->opt->learning_rate;
+    r->best_epoch = 0;
+    r->best = NAN;
+    r->stopped_epoch = 0;
+    r->restored = 0;
 }
 
 invdl_status invdl_model_gradient(invdl_model *model, size_t batch, const float *x,
@@ -575,6 +636,87 @@ static void restore_finite(trainer *t, size_t n, const float *x, const float *y,
     (void)invdl_params_assign_all(t->blocks, t->nblocks, candidates[0]);
 }
 
+/* ---- between epochs: validation, early stopping, schedules --------------
+ * Keras' callbacks, as invdl.h (Training) states them; comparisons in
+ * double on the float values an epoch reports. */
+
+/* The rate of the call's step k (from 0) when the plateau rate is
+ * `rate`: ExponentialDecay, or the rate itself. */
+static float step_rate(const invdl_fit_options *o, float rate, size_t k)
+{
+    if (o->schedule != INVDL_SCHEDULE_EXPONENTIAL)
+        return rate;
+    double p = (double)k / (double)o->decay_steps;
+    if (o->staircase)
+        p = floor(p);
+    return (float)((double)rate * pow((double)o->decay_rate, p));
+}
+
+/* The value a monitor watches after an epoch. */
+static float monitored(const invdl_fit_options *o, invdl_monitor m, float loss, float val_loss)
+{
+    return m == INVDL_MONITOR_VAL_LOSS || (m == INVDL_MONITOR_AUTO && o->validation_n > 0)
+               ? val_loss
+               : loss;
+}
+
+/* EarlyStopping's state. */
+typedef struct early_stop {
+    double best;          /* +inf until an improvement */
+    size_t best_epoch;    /* 0: none */
+    size_t wait;
+    int kept;             /* best_params holds an epoch's parameters */
+    float *best_params;   /* [nparams] with restore_best_weights, else NULL */
+} early_stop;
+
+/* EarlyStopping.on_epoch_end after epoch e (from 1) whose monitored value
+ * is v: whether training stops. */
+static int early_stop_update(early_stop *es, const invdl_fit_options *o, const trainer *t,
+                             size_t e, float v)
+{
+    if (es->best_params != NULL && !es->kept) {
+        invdl_params_gather(t->blocks, t->nblocks, es->best_params);
+        es->kept = 1;
+        es->best_epoch = e;
+    }
+    es->wait++;
+    if ((double)v + (double)o->early_stopping_min_delta < es->best) {
+        es->best = (double)v;
+        es->best_epoch = e;
+        if (es->best_params != NULL)
+            invdl_params_gather(t->blocks, t->nblocks, es->best_params);
+        es->wait = 0;
+        return 0;
+    }
+    return es->wait >= o->early_stopping_patience && e > 1;
+}
+
+/* ReduceLROnPlateau's state. */
+typedef struct plateau {
+    double best; /* +inf until an improvement */
+    size_t wait, cooldown;
+} plateau;
+
+/* ReduceLROnPlateau.on_epoch_end on monitored value v: *rate lowered when
+ * v has not improved for plateau_patience epochs. */
+static void plateau_update(plateau *p, const invdl_fit_options *o, float v, float *rate)
+{
+    if (p->cooldown > 0) {
+        p->cooldown--;
+        p->wait = 0;
+    }
+    if ((double)v < p->best - (double)o->plateau_min_delta) {
+        p->best = (double)v;
+        p->wait = 0;
+    } else if (p->cooldown == 0 && ++p->wait >= o->plateau_patience &&
+               *rate > o->plateau_min_lr) {
+        double lowered = (double)*rate * (double)o->plateau_factor;
+        *rate = (float)(lowered > (double)o->plateau_min_lr ? lowered : (double)o->plateau_min_lr);
+        p->cooldown = o->plateau_cooldown;
+        p->wait = 0;
+    }
+}
+
 invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const float *y,
                              const invdl_fit_options *options, float *final_loss)
 {
@@ -582,7 +724,8 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     const invdl_fit_options *o = options != NULL ? options : &defaults;
     size_t total;
     if (model == NULL || n == 0 || x == NULL || bad_targets(o, y) || bad_options(o) ||
-        !invdl_mul_size(n, model->width, &total) || model->training)
+        !invdl_mul_size(n, model->width, &total) || bad_validation(o, model->width) ||
+        model->training)
         return INVDL_EINVAL;
 
     size_t cap = o->batch_size < n ? o->batch_size : n, w = model->width;
@@ -592,6 +735,8 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
     float *epoch_start = NULL;
     double *moments = NULL;
     int marked = 0;
+    early_stop es = {(double)INFINITY, 0, 0, 0, NULL};
+    plateau pl = {(double)INFINITY, 0, 0};
     invdl_status st = trainer_init(&t, model, o, cap);
     if (st != INVDL_OK)
         goto done;
@@ -622,15 +767,26 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         if (moments == NULL)
             goto done;
     }
+    if (o->restore_best_weights) {
+        es.best_params = invdl_alloc_array(np, sizeof *es.best_params);
+        if (es.best_params == NULL)
+            goto done;
+    }
     gather(&t, initial);
     memcpy(good, initial, np * sizeof *good);
 
-    double epoch_loss = 0.0;
-    size_t epoch = 0, steps = 0;
+    double epoch_loss = 0.0, val_loss = (double)NAN;
+    size_t epoch = 0, steps = 0, stopped_epoch = 0;
     int complete_steps = factors_needed_each_step(model, o);
+    /* The options with the rate of the step being taken (the schedules'). */
+    invdl_fit_options run = *o;
+    float plateau_rate = o->learning_rate;
     st = INVDL_OK;
-    if (o->epochs == 0)
+    if (o->epochs == 0) {
         st = evaluate(&t, n, x, y, &epoch_loss);
+        if (o->validation_n > 0)
+            (void)evaluate(&t, o->validation_n, o->validation_x, o->validation_y, &val_loss);
+    }
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     uint64_t rng = o->seed;
@@ -657,10 +813,11 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 st = INVDL_ENOMEM;
                 break;
             }
+            run.learning_rate = step_rate(o, plateau_rate, steps);
             /* With learning rate 0 the gradient moves nothing: only the
              * loss can diverge. */
             if (!loss_is_finite(loss) ||
-                (o->learning_rate > 0.0f && !all_finite_doubles(np, t.grad))) {
+                (run.learning_rate > 0.0f && !all_finite_doubles(np, t.grad))) {
                 /* The current parameters gave a non-finite loss or
                  * gradient: go back to parameters that give a finite loss
                  * on all the data. */
@@ -679,16 +836,18 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
                 if (norm > (double)o->global_clipnorm)
                     scale = (double)o->global_clipnorm / norm;
             }
-            if (o->learning_rate == 0.0f)
+            if (run.learning_rate == 0.0f)
                 /* No step at all, whatever the optimizer: lr * g would be
                  * NaN for a g that overflowed float, and cur + 0 would
                  * turn -0 into +0. */
                 memcpy(next, good, np * sizeof *next);
             else if (o->optimizer == INVDL_OPTIMIZER_ADAM)
-                adam_step(o, np, good, t.grad, scale, steps + 1, moments, moments + np, next);
+                adam_step(&run, np, good, t.grad, scale, steps + 1, moments, moments + np, next);
             else
-                sgd_step(o, np, good, t.grad, scale, velocity, next);
-            invdl_params_project_all(t.blocks, t.nblocks, next);
+                sgd_step(&run, np, good, t.grad, scale, velocity, next);
+            if (run.learning_rate != 0.0f)
+                /* Projected steps; no step, nothing projected. */
+                invdl_params_project_all(t.blocks, t.nblocks, next);
             invdl_status a = complete_steps
                                  ? invdl_params_assign_all(t.blocks, t.nblocks, next)
                                  : invdl_params_assign_all_partial(t.blocks, t.nblocks, next);
@@ -718,16 +877,54 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
             st = INVDL_ESINGULAR;
             break;
         }
-        if (o->on_epoch != NULL &&
-            (o->on_epoch(o->user, epoch + 1, o->epochs, (float)epoch_loss) ||
-             model->free_pending)) {
+        if (o->validation_n > 0)
+            (void)evaluate(&t, o->validation_n, o->validation_x, o->validation_y, &val_loss);
+        invdl_epoch_info info = {epoch + 1, o->epochs, steps, (float)epoch_loss,
+                                 (float)val_loss, run.learning_rate, 0.0f, 0, NAN, 0, 0};
+        if (o->early_stopping) {
+            float v = monitored(o, o->early_stopping_monitor, info.loss, info.val_loss);
+            info.stopping = early_stop_update(&es, o, &t, epoch + 1, v);
+            info.best_epoch = es.best_epoch;
+            info.best = (float)es.best;
+            info.wait = es.wait;
+        }
+        if (o->reduce_lr_on_plateau)
+            plateau_update(&pl, o, monitored(o, o->plateau_monitor, info.loss, info.val_loss),
+                           &plateau_rate);
+        info.next_learning_rate = step_rate(o, plateau_rate, steps);
+        int stop = info.stopping;
+        if (o->on_epoch != NULL && o->on_epoch(o->user, epoch + 1, o->epochs, info.loss))
+            stop = 1;
+        if (o->on_epoch_end != NULL && o->on_epoch_end(o->user, &info))
+            stop = 1;
+        if (stop || model->free_pending) {
+            if (info.stopping)
+                stopped_epoch = epoch + 1;
             epoch++;
             break;
         }
     }
+    /* restore_best_weights: whatever ended training after an epoch
+     * completed, but a failed allocation (the model is then unchanged).
+     * The kept parameters were complete at their epoch's end, so they
+     * assign again. */
+    int restored = 0;
+    if (es.kept && st != INVDL_ENOMEM) {
+        (void)invdl_params_assign_all(t.blocks, t.nblocks, es.best_params);
+        restored = 1;
+    }
     if (final_loss != NULL && st != INVDL_ENOMEM)
         *final_loss = (float)epoch_loss;
     fill_report(&t, o->report, epoch, steps, (float)epoch_loss);
+    if (o->report != NULL) {
+        invdl_fit_report *r = o->report;
+        r->val_loss = (float)val_loss;
+        r->learning_rate = step_rate(o, plateau_rate, steps);
+        r->best_epoch = es.best_epoch;
+        r->best = o->early_stopping ? (float)es.best : NAN;
+        r->stopped_epoch = stopped_epoch;
+        r->restored = restored;
+    }
 done:
     if (marked) {
         mark_blocks(&t, 0);
@@ -742,6 +939,7 @@ done:
     invdl_free(next);
     invdl_free(epoch_start);
     invdl_free(moments);
+    invdl_free(es.best_params);
     trainer_free(&t);
     if (marked && model->free_pending)
         invdl_model_free(model);

@@ -17,30 +17,6 @@
 
 enum { CHUNK = 256 }; /* samples per pass */
 
-/* Layer l in direction `other` from in to out (not in place), with acc as
- * in invdl_layer_run_log_det() when acc is not NULL; bad[s] = 1 for the
- * samples whose input lies outside the layer's domain.  row holds width
- * floats. */
-static void run_marking(const invdl_layer *l, int other, size_t batch, const float *in,
-                        float *out, double *acc, unsigned char *bad, float *row,
-                        double *scratch)
-{
-    invdl_status st = acc != NULL ? invdl_layer_run_log_det(l, other, batch, in, out, acc, scratch)
-                                  : invdl_layer_run(l, other, batch, in, out, scratch);
-    if (st == INVDL_OK)
-        return;
-    size_t w = l->width;
-    for (size_t s = 0; s < batch; s++) {
-        double unused = 0.0;
-        invdl_status one = acc != NULL
-                               ? invdl_layer_run_log_det(l, other, 1, in + s * w, row, &unused,
-                                                         scratch)
-                               : invdl_layer_run(l, other, 1, in + s * w, row, scratch);
-        if (one != INVDL_OK)
-            bad[s] = 1;
-    }
-}
-
 /* The working arrays of a chunked pass. */
 typedef struct flow_work {
     float *a, *b, *row;
@@ -118,7 +94,8 @@ invdl_status invdl_model_log_prob(invdl_model *model, size_t batch, const float 
         const float *in = x + start * w;
         float *out = f.a;
         for (size_t l = 0; l < model->depth; l++) {
-            run_marking(model->layers[l], 0, cnt, in, out, f.acc, f.bad, f.row, f.scratch);
+            invdl_layer_run_marking(model->layers[l], 0, cnt, in, out, f.acc, f.bad, f.row,
+                                    f.scratch);
             in = out;
             out = out == f.a ? f.b : f.a;
         }
@@ -172,8 +149,8 @@ invdl_status invdl_model_sample(invdl_model *model, size_t n, uint64_t seed, flo
             const float *in = f.a;
             float *next = f.b;
             for (size_t l = model->depth; l-- > 0;) {
-                run_marking(model->layers[l], 1, pending, in, next, NULL, f.bad, f.row,
-                            f.scratch);
+                invdl_layer_run_marking(model->layers[l], 1, pending, in, next, NULL, f.bad,
+                                        f.row, f.scratch);
                 in = next;
                 next = next == f.a ? f.b : f.a;
             }

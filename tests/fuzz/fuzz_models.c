@@ -695,6 +695,26 @@ static void train(fuzz_bytes *b, invdl_model *m, invdl_model *inv, size_t batch,
     FUZZ_CHECK(target != NULL);
     for (size_t i = 0; i < nw; i++)
         target[i] = 0.5f * x[i];
+    /* Validation, early stopping and the schedules (a 0 byte, or none
+     * left: all off). */
+    uint8_t c = take_u8(b);
+    if (c & 1u) {
+        o.validation_n = batch;
+        o.validation_x = x;
+        o.validation_y = target;
+    }
+    o.early_stopping = (c >> 1) & 1;
+    o.restore_best_weights = o.early_stopping & (c >> 2);
+    o.early_stopping_patience = (c >> 3) & 1u;
+    if (c & 0x10u) {
+        o.schedule = INVDL_SCHEDULE_EXPONENTIAL;
+        o.decay_steps = 1u + ((c >> 5) & 1u);
+        o.decay_rate = c & 0x40u ? 0.5f : 2.0f;
+    } else if (c & 0x20u) {
+        o.reduce_lr_on_plateau = 1;
+        o.plateau_patience = 0;
+    }
+    o.epochs += c & 0x80u ? 2u : 0u;
     float loss;
     invdl_status st = invdl_model_fit(inv != NULL && (g & 0x80u) ? inv : m, batch, x,
                                       o.loss == INVDL_LOSS_NLL ? NULL : target, &o, &loss);
@@ -703,9 +723,12 @@ static void train(fuzz_bytes *b, invdl_model *m, invdl_model *inv, size_t batch,
     FUZZ_CHECK(p != NULL && q != NULL);
     FUZZ_CHECK(invdl_model_get_params(m, np, p) == INVDL_OK);
     FUZZ_CHECK(all_finite(np, p));
-    /* Every step was projected: after a whole fit no dense_lu s_i is left
-     * in its floor (an edit may have put one there before). */
-    for (size_t l = 0, at = 0; l < invdl_model_depth(m) && st == INVDL_OK; l++) {
+    /* Every step was projected: after a whole fit that took steps no
+     * dense_lu s_i and no mprelu alpha is left in its floor (an edit may
+     * have put one there before); with rate 0 no step is taken and
+     * nothing is projected. */
+    for (size_t l = 0, at = 0;
+         l < invdl_model_depth(m) && st == INVDL_OK && o.learning_rate > 0.0f; l++) {
         invdl_layer *layer = invdl_model_layer(m, l);
         int first = 1;
         for (size_t e = 0; e < l; e++)
@@ -715,6 +738,9 @@ static void train(fuzz_bytes *b, invdl_model *m, invdl_model *inv, size_t batch,
         if (invdl_layer_kind_of(layer) == INVDL_LAYER_DENSE_LU)
             for (size_t i = 0; i < n; i++)
                 FUZZ_CHECK(fabsf(p[at + n * (n - 1) + i]) >= invdl_layer_s_min(layer));
+        if (invdl_layer_kind_of(layer) == INVDL_LAYER_MPRELU)
+            for (size_t i = 0; i < n; i++)
+                FUZZ_CHECK(fabsf(p[at + i]) >= invdl_layer_alpha_min(layer));
         at += invdl_layer_param_count(layer);
     }
     /* The inverse model reads the same blocks (in its own order). */

@@ -6,7 +6,8 @@
  * kernels/: one input per kernel and direction, data of every mode;
  * models/:  models of several widths and depths, with parameter edits,
  *           raw-bit inputs and training (SGD and Adam, squared error and
- *           the negative log-likelihood).
+ *           the negative log-likelihood, validation data, early stopping
+ *           and the schedules).
  * The files are committed; this program documents where they came from.
  */
 #include <stdint.h>
@@ -264,6 +265,28 @@ static int models_corpus(const char *dir)
     inputs(&e, 6, 5, 8 | 1, 17);
     u8(&e, 2 | 0x10), u8(&e, 1 | 4);
     ok &= write_file(dir, "w6-dense-lu", e.buf, e.size);
+
+    /* Width 3, dense, PReLU with an alpha set inside its floor (1e-3),
+     * dense: trained with validation data, early stopping keeping the
+     * best epoch, patience 1, reduce-on-plateau, 4 epochs. */
+    e.size = 0;
+    u8(&e, 2), u8(&e, 3);
+    op(&e, 3, 19), op(&e, 2, 0x0806), op(&e, 3, 20);
+    u8(&e, 1);
+    edit(&e, 1, 0, 1, 0x3a83126fu);
+    inputs(&e, 3, 6, 8, 19);
+    u8(&e, 2), u8(&e, 1 | 2), u8(&e, 0), u8(&e, 1 | 2 | 4 | 8 | 0x20 | 0x80);
+    ok &= write_file(dir, "w3-trained-control", e.buf, e.size);
+
+    /* Width 2, PReLU and dense_lu, trained with Adam under exponential
+     * decay (0.5 per step) and validation data. */
+    e.size = 0;
+    u8(&e, 1), u8(&e, 2);
+    op(&e, 2, 0x0907), op(&e, 4, 0x00000023u);
+    u8(&e, 0);
+    inputs(&e, 2, 7, 8 | 1, 20);
+    u8(&e, 1), u8(&e, 3), u8(&e, 2), u8(&e, 1 | 0x10 | 0x40);
+    ok &= write_file(dir, "w2-trained-decay", e.buf, e.size);
 
     /* An empty model. */
     e.size = 0;
