@@ -78,7 +78,9 @@ def anchors(path):
         m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
         if not m:
             continue
-        text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", m.group(1)).lower()
+        # Backquotes and asterisks are markup; underscores stay (GitHub keeps
+        # them: "INVDL_ESINGULAR" gives "invdl_esingular").
+        text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", m.group(1)).lower()
         slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
         base, k = slug, 1
         while slug in names:
