@@ -357,8 +357,9 @@ invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min
  * code path.  The inverse sees the same c as the forward map, so it
  * recomputes the same s and t bit for bit, and a round trip is exact up
  * to the two float roundings of y_x and x:
- *     |g(f(x))_i - x_i| <= 2^-24 (|y_i| exp(-s_i) + |x_i|) + 2^-44 |x_i|
- * (exp(-s_i) < e^2 by the clamp; backwards likewise with exp(s_i)).
+ *     |g(f(x))_i - x_i| <= (2^-24 + 2^-44) (|y_i| exp(-s_i) + |x_i|)
+ * (exp(-s_i) < e^2 by the clamp, so at most 8.4 float ulps of
+ * max(|x_i|, |y_i|); backwards likewise with exp(s_i)).
  * hidden and flags are settings saved with the layer, as floats holding
  * exact integers: hidden at most INVDL_COUPLING_MAX_HIDDEN. */
 #define INVDL_COUPLING_ODD      1u

@@ -32,8 +32,8 @@
  * Round trips.  With e = exp(s) and e' = exp(-s) each within about 2^-47
  * relative of the exact value (and of 1/each other), y_x = x e + t and
  * x' = (y_x - t) e' are each formed in double and rounded once, so
- * |x' - x| <= 2^-24 |y_x| e' + 2^-24 |x'| + |x| 2^-45: exact up to the
- * two float roundings, scaled by e' < e^2 (the clamp |s| < 2).
+ * |x' - x| <= (2^-24 + 2^-44) (|y_x| e' + |x|): exact up to the two float
+ * roundings, scaled by e' < e^2 (the clamp |s| < 2).
  */
 #include "kernels/dense_kernels.h"
 #include "layer.h"
