@@ -5,7 +5,8 @@
  * of input arrays, and call everything documented as reading only:
  * the kernels, predict (forward, inverse model, predict_inverse), log-det,
  * log-density, sampling, round trip, gradient, get_params, save to memory
- * and a dense_lu layer's weights, on a model holding every kind, while
+ * and a dense_lu layer's weights, on a model holding every kind (a
+ * coupling layer too), while
  * other threads
  * make and free inverses of the shared layers and models (which takes and
  * drops references to the shared parameter blocks).  Every result must be
@@ -227,6 +228,23 @@ static void fill(float *v, size_t n, double lo, double hi, uint64_t seed)
         v[i] = (float)(lo + (hi - lo) * (double)(test_rand(&s) >> 11) * 0x1p-53);
 }
 
+/* A coupling layer away from its identity start (W2 and b2 nonzero). */
+static invdl_layer *moved_coupling(void)
+{
+    invdl_layer *l = invdl_layer_coupling(W, 9, 0, 14);
+    assert_non_null(l);
+    size_t np = invdl_layer_param_count(l);
+    float *p = malloc(np * sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(invdl_layer_get_params(l, np, p), INVDL_OK);
+    uint64_t s = 15;
+    for (size_t i = 9 * (W / 2 + W % 2); i < np; i++)
+        p[i] = (float)(((double)(test_rand(&s) >> 11) * 0x1p-53 - 0.5) * 0.8);
+    assert_int_equal(invdl_layer_set_params(l, np, p), INVDL_OK);
+    free(p);
+    return l;
+}
+
 static void test_shared_model(void **state)
 {
     (void)state;
@@ -247,6 +265,7 @@ static void test_shared_model(void **state)
     assert_int_equal(invdl_model_add(m, invdl_layer_dense_lu(W, 13)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_dense(W, 6)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_ssin(W)), INVDL_OK);
+    assert_int_equal(invdl_model_add(m, moved_coupling()), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_inverse(invdl_model_layer(m, 1))), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_inverse(invdl_model_layer(m, 3))), INVDL_OK);
     invdl_model *inv = invdl_model_inverse(m);

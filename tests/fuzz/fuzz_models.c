@@ -3,7 +3,8 @@
  * files, log-densities, samples and training.
  *
  * The bytes choose a width (1..8), up to 12 layers (signed sin, abs-tanh,
- * PReLU with a chosen alpha_min, dense, dense_lu with a chosen s_min;
+ * PReLU with a chosen alpha_min, dense, dense_lu with a chosen s_min,
+ * coupling with a chosen hidden size and flags;
  * inverse-direction layers; layers linked to earlier ones), edits of single
  * parameters (any float: refused when not finite or when a dense W turns
  * singular, the block then unchanged), a
@@ -55,7 +56,9 @@
  *         0 (the check is then void for that sample: counted, not
  *         failed).
  *     Samples with a non-finite value anywhere are not judged, nor those
- *     where the inverse model left a signed sin branch (INVDL_EDOMAIN).
+ *     where the inverse model left a signed sin branch (INVDL_EDOMAIN),
+ *     nor those through a coupling layer (no bound derived here; every
+ *     other invariant below holds for them).
  *   - save to memory and load: the same bytes again on saving the loaded
  *     model, bit-identical outputs of the loaded model, of its inverse
  *     model and of the saved-and-loaded inverse model;
@@ -360,6 +363,13 @@ static void judge_sample(const layer_info *info, size_t depth, size_t n, const f
         /* local = spread + rounding: what the difference of the inputs can
          * become, plus what the two steps may round. */
         double spread[MAX_W] = {0}, rounding[MAX_W] = {0}, whole[MAX_W] = {0};
+        if (f->kind == INVDL_LAYER_COUPLING) {
+            /* No Lipschitz bound of a coupling's map is derived here: a
+             * sample through one is not judged (its round trips are
+             * bounded in test_coupling.c). */
+            void_samples++;
+            return;
+        }
         if (f->kind == INVDL_LAYER_DENSE || f->kind == INVDL_LAYER_DENSE_LU) {
             const double *lip = f->inverse ? f->inv_abs : f->w_abs;
             double delta[MAX_W] = {0};
@@ -589,8 +599,10 @@ static float pick_s_min(uint8_t k)
     return choices[k % (sizeof choices / sizeof choices[0])];
 }
 
-/* Kinds: 0 ssin, 1 abstanh, 2 mprelu, 3 dense, 4 dense_lu. */
-#define KINDS 5u
+/* Kinds: 0 ssin, 1 abstanh, 2 mprelu, 3 dense, 4 dense_lu, 5 coupling
+ * (hidden 1 to 24, any flags; at width 1, where no coupling exists, a
+ * dense_lu layer from the same bytes). */
+#define KINDS 6u
 
 static invdl_layer *new_layer(fuzz_bytes *b, int kind, size_t n)
 {
@@ -602,6 +614,14 @@ static invdl_layer *new_layer(fuzz_bytes *b, int kind, size_t n)
         return invdl_layer_mprelu_min(n, seed, pick_alpha_min(take_u8(b)));
     }
     case 3: return invdl_layer_dense(n, take_u32(b));
+    case 5: {
+        uint32_t seed = take_u32(b);
+        size_t hidden = 1u + take_u8(b) % 24u;
+        unsigned flags = take_u8(b) % 4u;
+        if (n >= 2)
+            return invdl_layer_coupling(n, hidden, flags, seed);
+        return invdl_layer_dense_lu(n, seed);
+    }
     default: {
         uint32_t seed = take_u32(b);
         return invdl_layer_dense_lu_min(n, seed, pick_s_min(take_u8(b)));
