@@ -556,7 +556,8 @@ static void test_maximum_likelihood_coupling_random_starts(void **state)
      * covariance. */
     moments d = moments_of(KN, held);
     double det = d.cov[0][0] * d.cov[1][1] - d.cov[0][1] * d.cov[1][0];
-    double gauss = 0.5 * log(det) + KW * 0.5 * log(2.0 * 3.14159265358979323846 * 2.718281828459045);
+    double gauss = 0.5 * log(det) + KW * 0.5 * log(2.0 * 3.14159265358979323846 *
+                                                   2.718281828459045);
     assert_true(gauss - want >= 0.1 * KW);
 
     static const uint64_t starts[] = {101, 202};

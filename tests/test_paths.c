@@ -230,9 +230,9 @@ static double *make_doubles(size_t n, uint64_t seed)
     for (size_t i = 0; i < n; i++)
         v[i] = i % 2 ? double_from_bits(test_rand(&rng))
                      : 50.0 * ((double)(test_rand(&rng) >> 11) * 0x1p-53 - 0.5);
-    static const double specials[] = {0.0,      -0.0,    INFINITY, -INFINITY, NAN,
-                                      DBL_MIN,  -DBL_TRUE_MIN, DBL_MAX, 20.0, -19.06,
-                                      0x1p-30,  -4.0,    4.0,      1e-300,    -40.0};
+    static const double specials[] = {
+        0.0,     -0.0,    (double)INFINITY, -(double)INFINITY, (double)NAN,
+        DBL_MIN, -DBL_TRUE_MIN, DBL_MAX, 20.0, -19.06, 0x1p-30, -4.0, 4.0, 1e-300, -40.0};
     for (size_t i = 0; i < sizeof specials / sizeof specials[0] && i < n; i++)
         v[i * 11 % n] = specials[i];
     return v;
@@ -321,7 +321,7 @@ static void test_conditioner_accuracy(void **state)
         long double err = fabsl((long double)v[i] - want);
         if (fabs(in[i]) >= DBL_MIN)
             worst = fmaxl(worst, err / fabsl(want));
-        if (err > 0x1p-46L * fabsl(want) + DBL_TRUE_MIN)
+        if (err > 0x1p-46L * fabsl(want) + (long double)DBL_TRUE_MIN)
             fail_msg("tanh(%a) = %a, want %La", in[i], v[i], want);
     }
     for (int negate = 0; negate < 2; negate++) {
@@ -334,7 +334,8 @@ static void test_conditioner_accuracy(void **state)
             }
             long double s = 2.0L * tanhl(0.5L * (long double)in[i]);
             long double ew = expl(negate ? -(long double)v[i] : (long double)v[i]);
-            if (fabsl((long double)v[i] - s) > 0x1p-46L * fabsl(s) + 2.0L * DBL_TRUE_MIN)
+            long double tol = 0x1p-46L * fabsl(s) + 2.0L * (long double)DBL_TRUE_MIN;
+            if (fabsl((long double)v[i] - s) > tol)
                 fail_msg("s(%a) = %a, want %La", in[i], v[i], s);
             assert_true(fabsl(((long double)e[i] - ew) / ew) <= 0x1p-46L);
             assert_true(fabs(v[i]) <= 2.0);
