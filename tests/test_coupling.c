@@ -240,7 +240,7 @@ static void test_start(void **state)
                         assert_true(r.p[i] == 0.0L);
                     }
                 }
-                if (h * nc >= 5) /* 5 draws all below limit/2: 1/32 */
+                if (h * nc >= 5) /* 5 draws all below limit/8: 8^-5 */
                     assert_true(big > limit / 8.0L);
                 invdl_layer *other = invdl_layer_coupling(n, h, flags, 8 + n);
                 float a, b;
