@@ -3,7 +3,9 @@
  * draws new ones.
  *
  * The data: points on a ring with Gaussian noise, generated here.  Each
- * flow in the table below is a model mapping a point x to z; trained by
+ * flow in the table below (dense layers with abs-tanh between them, and a
+ * flow of dense_lu and coupling layers of about the same size as the
+ * larger of those) is a model mapping a point x to z; trained by
  * maximum likelihood (loss INVDL_LOSS_NLL, Adam), its density is
  *     log p(x) = -0.5 |z|^2 - log(2 pi) + log|det J(x)|
  * and sampling runs the inverse model on normal draws.  The program prints
@@ -108,16 +110,50 @@ static invdl_model *abstanh_flow(uint64_t seed)
     return dense_abstanh(seed, 4);
 }
 
+/* The same with 9 blocks: about as many parameters as the coupling flow. */
+static invdl_model *abstanh_flow_9(uint64_t seed)
+{
+    return dense_abstanh(seed, 9);
+}
+
+/* dense_lu, five affine couplings of alternating parity (one hidden layer
+ * of 2 tanh units each), dense_lu.  Each coupling starts as the identity
+ * and is smooth everywhere, so the flow's density is positive and smooth:
+ * it must learn to make the ring's middle unlikely rather than start with
+ * a zero there. */
+static invdl_model *coupling_flow(uint64_t seed)
+{
+    invdl_model *m = invdl_model_create(2);
+    if (m == NULL || invdl_model_add(m, invdl_layer_dense_lu(2, seed)) != INVDL_OK)
+        goto fail;
+    for (unsigned b = 0; b < 5; b++)
+        if (invdl_model_add(m, invdl_layer_coupling(2, 2, b % 2 ? INVDL_COUPLING_ODD : 0u,
+                                                    seed + 1 + b)) != INVDL_OK)
+            goto fail;
+    if (invdl_model_add(m, invdl_layer_dense_lu(2, seed + 6)) != INVDL_OK)
+        goto fail;
+    return m;
+fail:
+    invdl_model_free(m);
+    return NULL;
+}
+
 typedef struct flow_spec {
     const char *name;  /* printed and plotted */
     invdl_model *(*build)(uint64_t seed);
     size_t epochs;
+    float learning_rate;
     float global_clipnorm;
 } flow_spec;
 
-/* One row of the picture each: another flow is another line. */
+/* One row of the picture each: another flow is another line.  Learning
+ * rates: Keras' default for the dense + abs-tanh flows (higher ones ended
+ * worse: 1.76 and 1.96 nats at 0.005 and 0.01 for 4 blocks); the coupling
+ * flow, whose layers start as the identity, trains faster at 0.005. */
 static const flow_spec flows[] = {
-    {"dense + abs-tanh, 4 blocks", abstanh_flow, 200, 5.0f},
+    {"dense + abs-tanh, 4 blocks", abstanh_flow, 200, 0.001f, 5.0f},
+    {"dense + abs-tanh, 9 blocks", abstanh_flow_9, 200, 0.001f, 5.0f},
+    {"dense_lu + 5 couplings (hidden 2) + dense_lu", coupling_flow, 200, 0.005f, 5.0f},
 };
 
 enum { FLOWS = sizeof flows / sizeof flows[0] };
@@ -213,6 +249,7 @@ int main(int argc, char **argv)
     printf("A ring of %d points (radius %g, noise %g); %d more held out, whose NLL under the\n"
            "ring's own density is %.4f nats per sample\n",
            TRAIN, RADIUS, NOISE, HELD, truth);
+    double nlls[FLOWS];
     for (int k = 0; k < FLOWS; k++) {
         const flow_spec *spec = &flows[k];
         invdl_model *m = spec->build(1);
@@ -224,6 +261,7 @@ int main(int argc, char **argv)
         invdl_fit_options o = invdl_fit_defaults_adam();
         o.loss = INVDL_LOSS_NLL;
         o.global_clipnorm = spec->global_clipnorm;
+        o.learning_rate = spec->learning_rate;
         o.batch_size = 128;
         o.epochs = spec->epochs;
         o.seed = 1;
@@ -247,6 +285,7 @@ int main(int argc, char **argv)
         }
         printf("held-out NLL %.4f nats per sample, %.4f per dimension above the ring's own\n", nll,
                (nll - truth) / 2);
+        nlls[k] = nll;
 
         char title[160];
         svg_panel p = panel(f, 0, k, "held-out data");
@@ -262,6 +301,9 @@ int main(int argc, char **argv)
         invdl_model_free(m);
     }
     svg_end(f);
+    printf("\nheld-out NLL, nats per sample (the ring's own: %.4f):\n", truth);
+    for (int k = 0; k < FLOWS; k++)
+        printf("  %-48s %.4f\n", flows[k].name, nlls[k]);
     if (fclose(f) != 0) {
         perror(path);
         return 1;

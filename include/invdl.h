@@ -278,7 +278,8 @@ typedef enum invdl_layer_kind {
     INVDL_LAYER_ABSTANH = 2,
     INVDL_LAYER_MPRELU = 3,
     INVDL_LAYER_DENSE = 4,
-    INVDL_LAYER_DENSE_LU = 5
+    INVDL_LAYER_DENSE_LU = 5,
+    INVDL_LAYER_COUPLING = 6
 } invdl_layer_kind;
 
 /* Dense layer parametrised as W = P L U (as in Glow and nflows' LULinear):
@@ -345,10 +346,57 @@ INVDL_NODISCARD invdl_status invdl_layer_weights(const invdl_layer *layer,
  *            out of memory). */
 invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min);
 
+/* Affine coupling (RealNVP) over width >= 2.  Features at even indices
+ * (0, 2, ...) are the condition c (d1 = ceil(width/2) of them), those at odd
+ * indices are transformed (d2 = floor(width/2)); INVDL_COUPLING_ODD swaps
+ * the roles (c: the odd indices, d1 = floor(width/2); transformed: the even
+ * ones, d2 = ceil(width/2)).  A one-hidden-layer tanh network
+ *     h = tanh(W1 c + b1)                     (W1: hidden x d1)
+ *     [r; t] = W2 h + b2                      (W2: 2*d2 x hidden; r: first d2 rows)
+ *     s = 2 tanh(r / 2)                       (scale, soft-clamped to (-2, 2))
+ * gives y_c = c, y_x = x * exp(s) + t, so x = (y_x - t) * exp(-s) and
+ * log|det J| = sum(s).  INVDL_COUPLING_ADDITIVE drops r and s (W2 has d2
+ * rows: t only; log|det J| = 0).  W2 and b2 start at 0 (the layer starts
+ * as the identity), W1 glorot-uniform from seed, b1 = 0.
+ * Parameters, in this order: W1 row-major, b1, W2 row-major, b2
+ * (hidden*(d1 + 1 + rows of W2) + rows of W2 floats).
+ *
+ * Arithmetic: in double, each output rounded to float once; tanh and exp
+ * are invdl's own (relative error about 2^-47), the same bits on every
+ * code path.  The inverse sees the same c as the forward map, so it
+ * recomputes the same s and t bit for bit, and a round trip is exact up
+ * to the two float roundings of y_x and x:
+ *     |g(f(x))_i - x_i| <= (2^-24 + 2^-44) (|y_i| exp(-s_i) + |x_i|)
+ * (exp(-s_i) < e^2 by the clamp, so at most 8.4 float ulps of
+ * max(|x_i|, |y_i|); backwards likewise with exp(s_i)).
+ * hidden and flags are settings saved with the layer, as floats holding
+ * exact integers: hidden at most INVDL_COUPLING_MAX_HIDDEN. */
+#define INVDL_COUPLING_ODD      1u
+#define INVDL_COUPLING_ADDITIVE 2u
+#define INVDL_COUPLING_MAX_HIDDEN ((size_t)1 << 24)
+
+/*! invdl_layer_coupling() :
+ *  W1[k][j] = U(-limit, limit) in row-major order from `seed` (invdl's
+ *  generator), limit = sqrt(6 / (d1 + hidden)) (Keras' glorot_uniform for a
+ *  d1 -> hidden kernel); b1, W2, b2 = 0.
+ *  @return : a new layer the caller owns, or NULL (width below 2 or above
+ *            INVDL_MAX_WIDTH, hidden 0 or above INVDL_COUPLING_MAX_HIDDEN,
+ *            a flag bit other than INVDL_COUPLING_ODD and
+ *            INVDL_COUPLING_ADDITIVE, parameters too many for an array, out
+ *            of memory). */
+invdl_layer *invdl_layer_coupling(size_t width, size_t hidden, unsigned flags, uint64_t seed);
+
+/*! invdl_layer_coupling_settings() :
+ *  A coupling layer's hidden size and flags (as its constructor got them).
+ *  @return : INVDL_OK; INVDL_EINVAL for other kinds or NULL arguments. */
+INVDL_NODISCARD invdl_status invdl_layer_coupling_settings(const invdl_layer *layer,
+                                                           size_t *hidden, unsigned *flags);
+
 /*! invdl_layer_kind_of(), invdl_layer_name(), invdl_layer_width(),
  *  invdl_layer_is_inverse(), invdl_layer_alpha_min(), invdl_layer_s_min() :
  *  @return : the layer's kind (0 for NULL); its kind's name ("ssin",
- *            "abstanh", "mprelu", "dense", "dense_lu"; static storage);
+ *            "abstanh", "mprelu", "dense", "dense_lu", "coupling"; static
+ *            storage);
  *            its width (0 for NULL); 1 if it computes its kind's inverse
  *            map, else 0; an mprelu layer's alpha_min (0 for other kinds);
  *            a dense_lu layer's s_min (0 for other kinds). */
@@ -368,7 +416,8 @@ int          invdl_layer_shares_params(const invdl_layer *a, const invdl_layer *
  *  Trainable floats: 0 for ssin and abstanh; alpha[width] for mprelu;
  *  W[width][width] (row-major, y_i = sum_j W_ij x_j + b_i) then b[width]
  *  for dense; L, U, s, b for dense_lu (width*width + width in all, laid
- *  out as invdl_layer_dense_lu() says).  A layer and its inverses report
+ *  out as invdl_layer_dense_lu() says); W1, b1, W2, b2 for coupling (as
+ *  above invdl_layer_coupling()).  A layer and its inverses report
  *  the same block.
  *  @return : the count (0 for NULL). */
 size_t       invdl_layer_param_count(const invdl_layer *layer);

@@ -55,9 +55,16 @@
  * (and the trained parameters likewise); the float loops' largest
  * relative deviation is reported.
  *
+ * 3. The coupling layer: samples per second of an affine coupling layer's
+ *    forward and inverse (invdl_layer_apply, batch 256, inputs uniform in
+ *    [-1, 1]) at width 8 with 64 hidden units, 64 with 256 and 256 with
+ *    512, against the same block in PyTorch (tests/bench_torch.py: one
+ *    thread, float32, torch.no_grad()), timed by its own process for 20
+ *    passes per call; the ratio is invdl's rate over PyTorch's.
+ *
  * Options: --budget=F scales the time budgets (default 1), --quick is
  * --budget=0.1 with fewer rounds, --wall times by the wall clock,
- * --kernels or --trainer runs that part alone.
+ * --kernels, --trainer or --coupling runs that part alone.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -1413,6 +1420,145 @@ static void print_markdown(const kernel_result *kr, const trainer_result *tr, co
 }
 
 /* ------------------------------------------------------------------------ */
+/* Part 3: the coupling layer                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Width, hidden units: a small flow's block, and two wider ones. */
+static const size_t COUPLING_SHAPES[][2] = {{8, 64}, {64, 256}, {256, 512}};
+#define COUPLING_SHAPE_COUNT (sizeof COUPLING_SHAPES / sizeof COUPLING_SHAPES[0])
+/* PyTorch's passes per sample (one pipe round trip each, timed inside). */
+#define TORCH_REPS 20u
+
+typedef struct coupling_ctx {
+    const invdl_layer *layer; /* forward, or its inverse */
+    const float *in;
+    float *out;
+    torch_server *torch;
+    int inverse;
+} coupling_ctx;
+
+static void run_coupling(void *p)
+{
+    coupling_ctx *c = p;
+    if (invdl_layer_apply(c->layer, BATCH, c->in, c->out) != INVDL_OK)
+        exit(EXIT_FAILURE);
+}
+
+static double run_coupling_torch(void *p, int wall_clock, double *share)
+{
+    coupling_ctx *c = p;
+    char command[64], line[256];
+    double cpu = 0.0, wall = 0.0;
+    snprintf(command, sizeof command, "%s %u", c->inverse ? "cinverse" : "cforward", TORCH_REPS);
+    if (sscanf(torch_ask(c->torch, command, line, sizeof line), "%lf %lf", &cpu, &wall) != 2) {
+        fprintf(stderr, "bench_dense: PyTorch answered %s", line);
+        exit(EXIT_FAILURE);
+    }
+    *share = cpu / wall;
+    return wall_clock ? wall : cpu;
+}
+
+typedef struct coupling_result {
+    size_t width, hidden;
+    double rate[2][2];   /* [inverse][invdl, PyTorch], samples per second */
+    double paired[2];    /* [inverse] median over rounds of invdl's rate / PyTorch's */
+} coupling_result;
+
+/* An affine coupling layer (even condition) with every parameter drawn
+ * like PyTorch's block: W1 glorot-uniform from the constructor, b1
+ * uniform, W2 and b2 small, so that s and t are not 0. */
+static int bench_coupling(size_t width, size_t hidden, const plan *pl, torch_server *torch,
+                          coupling_result *res)
+{
+    invdl_layer *l = invdl_layer_coupling(width, hidden, 0, SEED);
+    invdl_layer *inv = l != NULL ? invdl_layer_inverse(l) : NULL;
+    if (inv == NULL) {
+        fprintf(stderr, "bench_dense: cannot make the coupling layer\n");
+        exit(EXIT_FAILURE);
+    }
+    size_t np = invdl_layer_param_count(l), nc = (width + 1) / 2;
+    float *v = xmalloc(np * sizeof *v), *x = xmalloc(BATCH * width * sizeof *x);
+    float *y = xmalloc(BATCH * width * sizeof *y), *back = xmalloc(BATCH * width * sizeof *back);
+    uint64_t state = SEED ^ (width * 131 + hidden);
+    if (invdl_layer_get_params(l, np, v) != INVDL_OK)
+        exit(EXIT_FAILURE);
+    for (size_t i = hidden * nc; i < np; i++)
+        v[i] = uniform(&state, i < hidden * (nc + 1) ? 0.5f : 0.1f / sqrtf((float)hidden));
+    if (invdl_layer_set_params(l, np, v) != INVDL_OK)
+        exit(EXIT_FAILURE);
+    fill(BATCH * width, 1.0f, &state, x);
+    int ok = 1;
+    /* The round trip, as a check that both directions ran. */
+    if (invdl_layer_apply(l, BATCH, x, y) != INVDL_OK ||
+        invdl_layer_apply(inv, BATCH, y, back) != INVDL_OK ||
+        rel_dev(BATCH * width, back, x) > 1e-5) {
+        printf("  FAILED: coupling round trip at width %zu\n", width);
+        ok = 0;
+    }
+    char command[128], line[256];
+    snprintf(command, sizeof command, "coupling %zu %zu %zu", width, hidden, BATCH);
+    int have_torch = torch->pid > 0 && torch->version[0] != '\0' &&
+                     strncmp(torch_ask(torch, command, line, sizeof line), "ok", 2) == 0;
+    res->width = width;
+    res->hidden = hidden;
+    for (int inverse = 0; inverse < 2; inverse++) {
+        coupling_ctx cx = {inverse ? inv : l, inverse ? y : x, back, torch, inverse};
+        bench_case cases[2];
+        size_t ncases = 0;
+        if (have_torch) {
+            bench_case c = {"PyTorch", NULL, NULL, &cx, (double)(BATCH * TORCH_REPS),
+                            0, 0.0, 0.0, 0.0, 0, run_coupling_torch};
+            cases[ncases++] = c;
+        }
+        bench_case c = {"invdl", run_coupling, NULL, &cx, (double)BATCH,
+                        0, 0.0, 0.0, 0.0, 0, NULL};
+        cases[ncases++] = c;
+        measure(cases, ncases, pl);
+        bench_case *mine = &cases[ncases - 1];
+        res->rate[inverse][0] = mine->median;
+        res->rate[inverse][1] = have_torch ? cases[0].median : (double)NAN;
+        res->paired[inverse] = have_torch ? mine->paired : (double)NAN;
+        printf("  width %4zu, hidden %4zu, %s: invdl %.3g samples/s, PyTorch %.3g, "
+               "invdl / PyTorch %.2f (CPU share %.2f)\n",
+               width, hidden, inverse ? "inverse" : "forward", res->rate[inverse][0],
+               res->rate[inverse][1], res->paired[inverse], least_share(cases, ncases));
+        fflush(stdout);
+    }
+    free(v);
+    free(x);
+    free(y);
+    free(back);
+    invdl_layer_free(inv);
+    invdl_layer_free(l);
+    return ok;
+}
+
+static void print_coupling_markdown(const coupling_result *cr, const char *torch_note,
+                                    const char *machine, const char *timing, const char *command)
+{
+    printf("\nCoupling layer (affine, one hidden tanh layer), batch of %zu, samples/s "
+           "(medians; ratio: median over rounds of invdl's rate / PyTorch's in the same "
+           "round; the target is at least 0.67, within 1.5x):\n\n",
+           BATCH);
+    printf("| width | hidden | direction | invdl | PyTorch | invdl / PyTorch |\n"
+           "|--:|--:|---|--:|--:|--:|\n");
+    for (size_t k = 0; k < COUPLING_SHAPE_COUNT; k++)
+        for (int inverse = 0; inverse < 2; inverse++) {
+            printf("| %zu | %zu | %s |", cr[k].width, cr[k].hidden,
+                   inverse ? "inverse" : "forward");
+            md_value(cr[k].rate[inverse][0], MD_COUNT);
+            md_value(cr[k].rate[inverse][1], MD_COUNT);
+            md_value(cr[k].paired[inverse], MD_RATIO2);
+            printf("\n");
+        }
+    printf("\nPyTorch: %s; the same block (nn.Linear, tanh, nn.Linear, strided halves), "
+           "float32, torch.no_grad(), %u passes per timed call.\n",
+           torch_note, TORCH_REPS);
+    printf("\nMedians of interleaved rounds, single thread, %s; %s. Command: `%s`.\n", timing,
+           machine, command);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Main                                                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -1454,7 +1600,7 @@ static void cpu_model(char *model, size_t size)
 int main(int argc, char **argv)
 {
     double budget = 1.0;
-    int quick = 0, wall_clock = 0, parts = 3;
+    int quick = 0, wall_clock = 0, parts = 7;
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         errno = 0;
@@ -1466,6 +1612,8 @@ int main(int argc, char **argv)
             parts = 1;
         } else if (strcmp(argv[i], "--trainer") == 0) {
             parts = 2;
+        } else if (strcmp(argv[i], "--coupling") == 0) {
+            parts = 4;
         } else if (strncmp(argv[i], "--budget=", 9) == 0) {
             budget = strtod(argv[i] + 9, &end);
             if (errno != 0 || *end != '\0' || !(budget > 0.0) || budget > 100.0)
@@ -1496,7 +1644,10 @@ int main(int argc, char **argv)
     const char *env = getenv("INVDL_BENCH_COMMAND");
     snprintf(command, sizeof command, "%s%s%s%s", env != NULL && env[0] != '\0' ? env : argv[0],
              quick ? " --quick" : "", wall_clock ? " --wall" : "",
-             parts == 1 ? " --kernels" : parts == 2 ? " --trainer" : "");
+             parts == 1   ? " --kernels"
+             : parts == 2 ? " --trainer"
+             : parts == 4 ? " --coupling"
+                          : "");
 
     printf("invdl %s dense layer and trainer benchmark\n", invdl_version_string());
     printf("machine:  %s\n", machine);
@@ -1519,7 +1670,7 @@ int main(int argc, char **argv)
     /* PyTorch, when Debian's python3-torch (or any torch) imports. */
     torch_server torch;
     char torch_note[384];
-    if (parts & 2) {
+    if (parts & 6) {
         if (torch_start(&torch, getenv("INVDL_BENCH_TORCH")))
             snprintf(torch_note, sizeof torch_note, "torch %s through %s, one thread",
                      torch.version, PYTHON3);
@@ -1555,17 +1706,33 @@ int main(int argc, char **argv)
                "epoch per sample\n");
         for (size_t w = 0; w < TRAINER_WIDTH_COUNT; w++)
             ok &= bench_trainer(TRAINER_WIDTHS[w], &tp, &kinds, &torch, &tr[w]);
-        torch_stop(&torch);
     }
+    coupling_result cr[COUPLING_SHAPE_COUNT];
+    memset(cr, 0, sizeof cr);
+    if (parts & 4) {
+        printf("\n3. Coupling layer (affine), batch %zu, forward and inverse\n", BATCH);
+        for (size_t k = 0; k < COUPLING_SHAPE_COUNT; k++)
+            ok &= bench_coupling(COUPLING_SHAPES[k][0], COUPLING_SHAPES[k][1], &kp, &torch,
+                                 &cr[k]);
+    }
+    if (parts & 6)
+        torch_stop(&torch);
 
-    print_markdown(kr, tr, machine, wall_clock ? "wall clock" : "thread CPU time", command,
-                   parts & 2 ? torch_note : "not measured");
+    const char *timing = wall_clock ? "wall clock" : "thread CPU time";
+    if (parts & 3)
+        print_markdown(kr, tr, machine, timing, command, parts & 2 ? torch_note : "not measured");
+    else
+        printf("\nMarkdown\n--------\n");
+    if (parts & 4)
+        print_coupling_markdown(cr, torch_note, machine, timing, command);
     if (!ok)
         printf("\nFAILED: a variant disagreed with the plain loops or reported an error\n");
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 
 usage:
-    fprintf(stderr, "usage: %s [--quick] [--budget=FACTOR] [--wall] [--kernels | --trainer]\n",
+    fprintf(stderr,
+            "usage: %s [--quick] [--budget=FACTOR] [--wall] [--kernels | --trainer | "
+            "--coupling]\n",
             argv[0]);
     return EXIT_FAILURE;
 }

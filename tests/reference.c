@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 long double ref_ssin(long double x)
@@ -140,4 +141,27 @@ float random_in_binade(uint64_t *state, int e)
     if (exp == 0 && mant == 0)
         mant = 1;
     return float_from_bits(sign | exp << 23 | mant);
+}
+
+double test_uniform(uint64_t *state)
+{
+    return (double)(test_rand(state) >> 11) * 0x1p-52 - 1.0;
+}
+
+float *test_random_floats(size_t n, double scale, uint64_t seed)
+{
+    float *v = malloc((n + 1) * sizeof *v);
+    if (v == NULL)
+        abort();
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(scale * test_uniform(&s));
+    return v;
+}
+
+long double half_float_ulp(long double v)
+{
+    int e;
+    frexpl(v, &e);
+    return ldexpl(1.0L, (e > -125 ? e : -125) - 25);
 }

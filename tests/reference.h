@@ -10,6 +10,7 @@
 #ifndef INVDL_TEST_REFERENCE_H
 #define INVDL_TEST_REFERENCE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Slack for the reference's own error, in float ulps. */
@@ -34,5 +35,14 @@ uint64_t test_rand(uint64_t *state);
 /* A float with uniformly random significand and sign, in binade e:
  * [2^e, 2^(e+1)) for e >= -126; e == -127 gives a random subnormal. */
 float random_in_binade(uint64_t *state, int e);
+
+/* Uniform in [-1, 1) from the generator. */
+double test_uniform(uint64_t *state);
+/* n floats (room for n + 1) uniform in [-scale, scale), from seed; the
+ * caller frees them. */
+float *test_random_floats(size_t n, double scale, uint64_t seed);
+/* Half the spacing of floats at v: the most a correct rounding to float
+ * moves it (subnormal spacing below 2^-126). */
+long double half_float_ulp(long double v);
 
 #endif

@@ -201,29 +201,6 @@ static void ref_norms(const ref_lu *r, const long double *w, long double *norm,
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static double uniform(uint64_t *s)
-{
-    return (double)(test_rand(s) >> 11) * 0x1p-52 - 1.0; /* [-1, 1) */
-}
-
-static float *random_floats(size_t n, double scale, uint64_t seed)
-{
-    float *v = malloc((n + 1) * sizeof *v);
-    assert_non_null(v);
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)(scale * uniform(&s));
-    return v;
-}
-
-/* Half the spacing of floats at v: the most a correct rounding moves it. */
-static long double half_ulp(long double v)
-{
-    int e;
-    frexpl(v, &e);
-    return ldexpl(1.0L, (e > -125 ? e : -125) - 25);
-}
-
 /* The floor the tests' layers use: large enough that the floored pivots
  * keep W well conditioned (the default, 1e-3, would let cond(W) reach
  * 1e15 with a few floored s_i, and then no reference in long double could
@@ -244,7 +221,7 @@ static invdl_layer *moved_layer(size_t n, uint64_t seed)
     uint64_t s = seed ^ 0x5bd1e995u;
     double scale = 0.3 / sqrt((double)n);
     for (size_t i = 0; i < np; i++)
-        v[i] += (float)(scale * uniform(&s));
+        v[i] += (float)(scale * test_uniform(&s));
     for (size_t i = 0; i < n; i += 3)
         v[2 * tri(n) + i] = (i % 2 ? -0.4f : 0.4f) * S_MIN;
     assert_int_equal(invdl_layer_set_params(l, np, v), INVDL_OK);
@@ -348,7 +325,7 @@ static void test_weights(void **state)
                     long double mag = 0.0L;
                     for (size_t k = 0; k < n; k++)
                         mag += fabsl(ref_l(&r, row, k) * ref_u(&r, k, j));
-                    long double tol = half_ulp(w[i * n + j]) + (long double)n * 0x1p-53L * mag;
+                    long double tol = half_float_ulp(w[i * n + j]) + (long double)n * 0x1p-53L * mag;
                     assert_true(fabsl((long double)got[i * n + j] - w[i * n + j]) <= tol);
                 }
             }
@@ -394,7 +371,7 @@ static void test_forward_inverse(void **state)
         long double *w = malloc(n * n * sizeof *w);
         long double *xl = malloc(n * sizeof *xl), *yl = malloc(n * sizeof *yl);
         long double *mag = malloc(n * sizeof *mag);
-        float *x = random_floats(count, 1.0, 81 + n), *y = malloc(count * sizeof *y);
+        float *x = test_random_floats(count, 1.0, 81 + n), *y = malloc(count * sizeof *y);
         float *back = malloc(count * sizeof *back);
         assert_true(w && xl && yl && mag && y && back);
         ref_weights(&r, w);
@@ -410,7 +387,7 @@ static void test_forward_inverse(void **state)
             ref_forward(&r, w, xl, yl);
             ref_magnitudes(&r, xl, mag);
             for (size_t i = 0; i < n; i++) {
-                long double tol = half_ulp(yl[i]) + (long double)(2 * n + 2) * 0x1p-53L * mag[i];
+                long double tol = half_float_ulp(yl[i]) + (long double)(2 * n + 2) * 0x1p-53L * mag[i];
                 assert_true(fabsl((long double)y[s * n + i] - yl[i]) <= tol);
             }
             for (size_t j = 0; j < n; j++)
@@ -421,7 +398,7 @@ static void test_forward_inverse(void **state)
                 scale = fmaxl(scale, fabsl(xl[i]));
             for (size_t i = 0; i < n; i++) {
                 long double tol =
-                    half_ulp(xl[i]) + 8.0L * (long double)n * kappa * 0x1p-53L * scale;
+                    half_float_ulp(xl[i]) + 8.0L * (long double)n * kappa * 0x1p-53L * scale;
                 assert_true(fabsl((long double)back[s * n + i] - xl[i]) <= tol);
             }
         }
@@ -468,7 +445,7 @@ static void test_log_det(void **state)
         long double *w = malloc(n * n * sizeof *w), *jac = malloc(n * n * sizeof *jac);
         long double *up = malloc(n * sizeof *up), *down = malloc(n * sizeof *down);
         long double *xl = malloc(n * sizeof *xl);
-        float *x = random_floats(n * batch, 1.0, 101 + n), *y = malloc(n * batch * sizeof *y);
+        float *x = test_random_floats(n * batch, 1.0, 101 + n), *y = malloc(n * batch * sizeof *y);
         float ld[3], ld_inv[3];
         assert_true(w && jac && up && down && xl && y);
         ref_weights(&r, w);
@@ -491,7 +468,7 @@ static void test_log_det(void **state)
         assert_int_equal(invdl_layer_log_det(l, batch, x, ld), INVDL_OK);
         assert_int_equal(invdl_layer_apply(l, batch, x, y), INVDL_OK);
         assert_int_equal(invdl_layer_log_det(inv, batch, y, ld_inv), INVDL_OK);
-        long double tol = half_ulp(want) + (long double)n * 0x1p-50L * terms;
+        long double tol = half_float_ulp(want) + (long double)n * 0x1p-50L * terms;
         for (size_t s = 0; s < batch; s++) {
             assert_true(fabsl((long double)ld[s] - want) <= tol);
             assert_true(fabsl((long double)ld[s] - brute) <= tol + 1e-9L);
@@ -583,7 +560,7 @@ static void test_gradients(void **state)
             if (inverse)
                 use = invdl_layer_inverse(l);
             ref_lu r = ref_of(l);
-            float *in = random_floats(count, 1.0, 121 + n), *c = random_floats(count, 1.0, 122);
+            float *in = test_random_floats(count, 1.0, 121 + n), *c = test_random_floats(count, 1.0, 122);
             float *out = malloc(count * sizeof *out), *din = malloc(count * sizeof *din);
             double *dp = calloc(np, sizeof *dp), *scratch = invdl_scratch_new(n);
             long double *inl = malloc(count * sizeof *inl);
@@ -696,7 +673,7 @@ static void test_project(void **state)
     float s_min = 0.125f;
     invdl_layer *l = invdl_layer_dense_lu_min(n, 3, s_min);
     assert_non_null(l);
-    float *v = random_floats(np, 1.0, 160), *before = malloc(np * sizeof *before);
+    float *v = test_random_floats(np, 1.0, 160), *before = malloc(np * sizeof *before);
     assert_non_null(before);
     float *s = v + 2 * tri(n);
     const float in[7] = {0.5f * s_min, -0.5f * s_min, 0.0f, -0.0f, s_min, -2.0f * s_min, NAN};
@@ -728,7 +705,7 @@ static void test_training_stays_out_of_the_floor(void **state)
     size_t n = 4, samples = 64, np = n * n + n;
     invdl_model *m = invdl_model_create(n);
     assert_int_equal(invdl_model_add(m, invdl_layer_dense_lu_min(n, 5, 0.25f)), INVDL_OK);
-    float *x = random_floats(samples * n, 1.0, 170), *y = calloc(samples * n, sizeof *y);
+    float *x = test_random_floats(samples * n, 1.0, 170), *y = calloc(samples * n, sizeof *y);
     float *v = malloc(np * sizeof *v);
     assert_true(y != NULL && v != NULL);
     for (int saving = 0; saving < 2; saving++) {
@@ -765,7 +742,7 @@ static void test_bad_params(void **state)
     size_t n = 5, np = n * n + n, batch = 3;
     invdl_layer *l = moved_layer(n, 180);
     float *v = malloc(np * sizeof *v), *keep = malloc(np * sizeof *keep);
-    float *x = random_floats(n * batch, 1.0, 181), y0[15], y1[15];
+    float *x = test_random_floats(n * batch, 1.0, 181), y0[15], y1[15];
     assert_true(v != NULL && keep != NULL);
     assert_int_equal(invdl_layer_get_params(l, np, keep), INVDL_OK);
     assert_int_equal(invdl_layer_apply(l, batch, x, y0), INVDL_OK);

@@ -43,8 +43,8 @@
 enum { W = 4, S = 9, SENTINEL = 0x7fc0dead };
 
 typedef struct fixture {
-    invdl_model *m;        /* dense, mprelu, abstanh, ssin, dense, dense_lu, inverse of
-                              the mprelu */
+    invdl_model *m;        /* dense, mprelu, abstanh, ssin, dense, dense_lu, coupling,
+                              inverse of the mprelu */
     invdl_model *inv;      /* its linked inverse model */
     float x[S * W];        /* inputs inside every layer's domain */
     float t[S * W];        /* training targets */
@@ -90,12 +90,13 @@ static invdl_model *build_model(void)
     invdl_model *m = invdl_model_create(W);
     if (m == NULL)
         return NULL;
-    invdl_layer *layers[6] = {
+    invdl_layer *layers[7] = {
         invdl_layer_dense(W, 1), invdl_layer_mprelu_min(W, 2, 0.125f), invdl_layer_abstanh(W),
         invdl_layer_ssin(W),     invdl_layer_dense(W, 3),              invdl_layer_dense_lu(W, 4),
+        invdl_layer_coupling(W, 5, INVDL_COUPLING_ODD, 5),
     };
     int ok = 1;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         if (layers[i] == NULL)
             ok = 0;
         else if (ok && invdl_model_add(m, layers[i]) != INVDL_OK)
@@ -234,16 +235,18 @@ static invdl_status scenario_build(fixture *f)
 static invdl_status scenario_layers(fixture *f)
 {
     (void)f;
-    invdl_layer *l[9] = {
+    invdl_layer *l[11] = {
         invdl_layer_ssin(W),     invdl_layer_abstanh(W),
         invdl_layer_mprelu(W, 5), invdl_layer_mprelu_min(W, 6, 0.5f),
         invdl_layer_dense(W, 7), NULL,
         invdl_layer_dense_lu(W, 8), invdl_layer_dense_lu_min(W, 9, 0.5f), NULL,
+        invdl_layer_coupling(W, 300, INVDL_COUPLING_ADDITIVE, 10), NULL,
     };
     l[5] = l[4] == NULL ? NULL : invdl_layer_inverse(l[4]);
     l[8] = l[6] == NULL ? NULL : invdl_layer_inverse(l[6]);
+    l[10] = l[9] == NULL ? NULL : invdl_layer_inverse(l[9]);
     invdl_status st = INVDL_OK;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 11; i++) {
         if (l[i] == NULL)
             st = INVDL_ENOMEM;
         invdl_layer_free(l[i]);
@@ -499,7 +502,7 @@ static invdl_status scenario_fit_control(fixture *f)
  * failure the caller's arrays are untouched. */
 static invdl_status scenario_amplification(fixture *f)
 {
-    enum { DEPTH = 7 };
+    enum { DEPTH = 8 };
     assert_int_equal(invdl_model_depth(f->m), DEPTH);
     invdl_status st = INVDL_OK;
     for (int k = 0; k < 2 && st == INVDL_OK; k++) {

@@ -348,6 +348,20 @@ static void test_fuzz(void **state)
 }
 
 /* dense_lu blocks with a correct CRC but bad settings or values. */
+/* buf with the u32 at offset set to value and the CRC fixed (in copy) is
+ * refused as INVDL_EFORMAT. */
+static void assert_edit_refused(const unsigned char *buf, size_t size, unsigned char *copy,
+                                size_t offset, uint32_t value)
+{
+    memcpy(copy, buf, size);
+    put_u32(copy + offset, value);
+    fix_crc(copy, size);
+    invdl_status st = INVDL_OK;
+    if (invdl_model_load_memory(copy, size, &st) != NULL)
+        fail_msg("the file with %#x at %zu loaded", (unsigned)value, offset);
+    assert_int_equal(st, INVDL_EFORMAT);
+}
+
 static void test_crafted_dense_lu(void **state)
 {
     (void)state;
@@ -376,14 +390,8 @@ static void test_crafted_dense_lu(void **state)
         {116, 0x7fc00000u}, /* NaN in b */
     };
     unsigned char *copy = malloc(size);
-    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
-        memcpy(copy, buf, size);
-        put_u32(copy + edits[e].offset, edits[e].value);
-        fix_crc(copy, size);
-        invdl_status st = INVDL_OK;
-        assert_null(invdl_model_load_memory(copy, size, &st));
-        assert_int_equal(st, INVDL_EFORMAT);
-    }
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++)
+        assert_edit_refused(buf, size, copy, edits[e].offset, edits[e].value);
     /* A repeated index: p_1 = p_0. */
     memcpy(copy, buf, size);
     memcpy(copy + 64, copy + 60, 4);
@@ -417,8 +425,9 @@ static void test_crafted_dense_lu(void **state)
 /* A kind the reader does not know is refused before its block is read:
  * how a reader that predates dense_lu meets a file holding one (the
  * version stays 1, so only the kind tells).  Kind 5 renumbered to unknown
- * ones (the next kind to come, and one far off) stands in for kind 5 at
- * that older reader, whose list of kinds ended at 4. */
+ * ones (the next kinds to come, and one far off) stands in for kind 5 at
+ * that older reader, whose list of kinds ended at 4 (test_coupling.c does
+ * the same for kind 6). */
 static void test_unknown_kind(void **state)
 {
     (void)state;
@@ -429,7 +438,7 @@ static void test_unknown_kind(void **state)
     unsigned char *buf = to_memory(m, &size), *copy = malloc(size);
     /* The mprelu block takes 40..71 (16 + 4 + 12), dense_lu's kind is at 72. */
     assert_int_equal(buf[72], INVDL_LAYER_DENSE_LU);
-    static const uint32_t kinds[] = {0, 6, 7, 0x00010005u, 0xffffffffu};
+    static const uint32_t kinds[] = {0, 7, 8, 0x00010005u, 0xffffffffu};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         memcpy(copy, buf, size);
         put_u32(copy + 72, kinds[k]);
@@ -438,6 +447,79 @@ static void test_unknown_kind(void **state)
         assert_null(invdl_model_load_memory(copy, size, &st));
         assert_int_equal(st, INVDL_EFORMAT);
     }
+    free(copy);
+    free(buf);
+    invdl_model_free(m);
+}
+
+/* Crafted files with a valid CRC, field by field: settings that no
+ * constructor accepts, counts that do not match them, values that are
+ * not finite, and the kind number changed to ones this reader does not
+ * know (how a reader that predates couplings meets kind 6: its list of
+ * kinds ends before it, so the lookup fails the same way) - each
+ * INVDL_EFORMAT, nothing built. */
+static void test_crafted_coupling(void **state)
+{
+    (void)state;
+    invdl_model *m = invdl_model_create(3);
+    assert_int_equal(invdl_model_add(m, invdl_layer_coupling(3, 2, 0, 1)), INVDL_OK);
+    size_t size;
+    unsigned char *buf = to_memory(m, &size);
+    /* Layout (io.c): header 0..39; block at 40: kind 40, S 44 (= 2), V 48
+     * (= 2 (2 + 1 + 2) + 2 = 12), hidden 56, flags 60, values 64..111 (W1
+     * 64..71, b1 72..79, W2 80..95, b2 96..111); the layer at 112; CRC at
+     * 128. */
+    assert_int_equal(size, 132);
+    assert_int_equal(buf[40], INVDL_LAYER_COUPLING);
+    assert_int_equal(buf[44], 2);
+    assert_int_equal(buf[48], 12);
+    static const struct { size_t offset; uint32_t value; } edits[] = {
+        {40, 7},           /* a kind this reader does not know */
+        {40, 0},
+        {40, 0xffffffffu},
+        {44, 1},           /* one setting too few */
+        {44, 3},           /* one too many */
+        {48, 11},          /* values that do not match the settings */
+        {48, 13},
+        {56, 0x00000000u}, /* hidden 0 */
+        {56, 0xbf800000u}, /* hidden -1 */
+        {56, 0x3fc00000u}, /* hidden 1.5 */
+        {56, 0x7fc00000u}, /* hidden NaN */
+        {56, 0x7f800000u}, /* hidden inf */
+        {56, 0x4b800001u}, /* hidden 2^24 + 2: above INVDL_COUPLING_MAX_HIDDEN */
+        {56, 0x40400000u}, /* hidden 3: 17 values, not 12 */
+        {60, 0x40800000u}, /* flags 4 */
+        {60, 0x3f000000u}, /* flags 0.5 */
+        {60, 0xbf800000u}, /* flags -1 */
+        {60, 0x7fc00000u}, /* flags NaN */
+        {60, 0x3f800000u}, /* flags 1 (odd): 1 condition feature, 2 (1 + 1 + 4) + 4 = 16 */
+        {64, 0x7fc00000u}, /* NaN in W1 */
+        {72, 0x7f800000u}, /* inf in b1 */
+        {80, 0xff800000u}, /* -inf in W2 */
+        {108, 0x7fc00000u}, /* NaN in b2 */
+    };
+    unsigned char *copy = malloc(size);
+    assert_non_null(copy);
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++)
+        assert_edit_refused(buf, size, copy, edits[e].offset, edits[e].value);
+    /* Flags 2 (additive, 2 (2 + 1 + 1) + 1 = 9 values) with V and the
+     * values cut to match loads, as an additive layer. */
+    memcpy(copy, buf, size);
+    put_u32(copy + 60, bits_from_float(2.0f));
+    put_u32(copy + 48, 9);
+    memmove(copy + 64 + 36, copy + 112, 16);
+    size_t cut = size - 12;
+    fix_crc(copy, cut);
+    invdl_model *additive = invdl_model_load_memory(copy, cut, NULL);
+    assert_non_null(additive);
+    size_t h;
+    unsigned flags;
+    assert_int_equal(invdl_layer_coupling_settings(invdl_model_layer(additive, 0), &h, &flags),
+                     INVDL_OK);
+    assert_true(h == 2 && flags == INVDL_COUPLING_ADDITIVE);
+    invdl_model_free(additive);
+    /* Width 1: the file's width field, and the model's. */
+    assert_edit_refused(buf, size, copy, 16, 1);
     free(copy);
     free(buf);
     invdl_model_free(m);
@@ -683,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_crafted_fields),
         cmocka_unit_test(test_file_widths),
         cmocka_unit_test(test_crafted_dense_lu),
+        cmocka_unit_test(test_crafted_coupling),
         cmocka_unit_test(test_unknown_kind),
         cmocka_unit_test(test_v1_fixture),
         cmocka_unit_test(test_fuzz),

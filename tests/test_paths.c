@@ -4,7 +4,10 @@
  * must agree on every input, specials, tails, alignments and aliasing
  * included.  NaN results must be NaN on both paths; a compiler may quiet a
  * signaling NaN on one and not the other, as IEEE 754 arithmetic allows.  The scalar path itself is checked against independent
- * references in test_ssin.c, test_abstanh.c and test_mprelu.c.
+ * references in test_ssin.c, test_abstanh.c and test_mprelu.c; the
+ * coupling conditioner's kernels (in double: one algorithm in separate
+ * IEEE operations on every path, so again the same bits) here, against
+ * long double.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,6 +206,148 @@ static void test_mprelu(void **state)
     free(data);
 }
 
+/* ---- the coupling conditioner's kernels, in double ------------------------ */
+
+static double double_from_bits(uint64_t b)
+{
+    double v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+static int same_double(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+}
+
+/* Doubles: random bit patterns (every binade, sign, NaN and infinity),
+ * specials, and values where the conditioner runs (|v| < 25). */
+static double *make_doubles(size_t n, uint64_t seed)
+{
+    double *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    uint64_t rng = seed;
+    for (size_t i = 0; i < n; i++)
+        v[i] = i % 2 ? double_from_bits(test_rand(&rng))
+                     : 50.0 * ((double)(test_rand(&rng) >> 11) * 0x1p-53 - 0.5);
+    static const double specials[] = {
+        0.0,     -0.0,    (double)INFINITY, -(double)INFINITY, (double)NAN,
+        DBL_MIN, -DBL_TRUE_MIN, DBL_MAX, 20.0, -19.06, 0x1p-30, -4.0, 4.0, 1e-300, -40.0};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0] && i < n; i++)
+        v[i * 11 % n] = specials[i];
+    return v;
+}
+
+/* tanh_pd and soft_scale (both signs) of every SIMD path against the
+ * scalar path, bit for bit, over n values and then every length above at
+ * three offsets, writing nothing outside. */
+static void test_conditioner(void **state)
+{
+    (void)state;
+    skip_without_simd();
+    size_t which[MAX_PATHS], count = simd_paths(which), n = SAMPLE / 4;
+    const invdl_kernel_path *scalar = invdl_kernel_path_at(0);
+    double *in = make_doubles(n, 8), *a = malloc(n * sizeof *a), *b = malloc((n + 8) * sizeof *b);
+    double *ea = malloc(n * sizeof *ea), *eb = malloc((n + 8) * sizeof *eb);
+    assert_true(a != NULL && b != NULL && ea != NULL && eb != NULL);
+    for (size_t p = 0; p < count; p++) {
+        const invdl_kernel_path *path = invdl_kernel_path_at(which[p]);
+        for (size_t l = 0; l < sizeof lengths / sizeof lengths[0] + 1; l++) {
+            size_t len = l < sizeof lengths / sizeof lengths[0] ? lengths[l] : n - 8;
+            for (size_t off = 0; off < 8; off += 3) {
+                memcpy(a, in + off, len * sizeof *a);
+                memcpy(b + 1, in + off, len * sizeof *b);
+                b[0] = 123.0;
+                b[len + 1] = 456.0;
+                scalar->tanh_pd(len, a);
+                path->tanh_pd(len, b + 1);
+                for (size_t i = 0; i < len; i++)
+                    if (!same_double(a[i], b[i + 1]))
+                        fail_msg("%s tanh_pd(%a): scalar %a, got %a", path->name, in[off + i],
+                                 a[i], b[i + 1]);
+                assert_true(b[0] == 123.0 && b[len + 1] == 456.0);
+                for (int negate = 0; negate < 2; negate++) {
+                    memcpy(a, in + off, len * sizeof *a);
+                    memcpy(b + 1, in + off, len * sizeof *b);
+                    eb[0] = 123.0;
+                    eb[len + 1] = 456.0;
+                    scalar->soft_scale(len, a, ea, negate);
+                    path->soft_scale(len, b + 1, eb + 1, negate);
+                    for (size_t i = 0; i < len; i++)
+                        if (!same_double(a[i], b[i + 1]) || !same_double(ea[i], eb[i + 1]))
+                            fail_msg("%s soft_scale(%a, %d): scalar %a %a, got %a %a",
+                                     path->name, in[off + i], negate, a[i], ea[i], b[i + 1],
+                                     eb[i + 1]);
+                    assert_true(b[0] == 123.0 && b[len + 1] == 456.0);
+                    assert_true(eb[0] == 123.0 && eb[len + 1] == 456.0);
+                }
+            }
+        }
+    }
+    free(in);
+    free(a);
+    free(b);
+    free(ea);
+    free(eb);
+}
+
+/* The scalar path's accuracy (every path gives its bits), against long
+ * double: tanh within 2^-46 relative (P's 2^-48.3, the reduction and a
+ * few roundings; the worst measured is printed), s = 2 tanh(r/2)
+ * likewise, exp(+-s) within 2^-46 of exp of the s returned; below DBL_MIN
+ * (where halving and the division round to subnormals) within 2^-46
+ * relative plus DBL_TRUE_MIN, twice that for s.  NaN stays NaN, +-inf
+ * gives +-1 and s = +-2, the sign of 0 is kept. */
+static void test_conditioner_accuracy(void **state)
+{
+    (void)state;
+    const invdl_kernel_path *scalar = invdl_kernel_path_at(0);
+    size_t n = SAMPLE / 4;
+    double *in = make_doubles(n, 9), *v = malloc(n * sizeof *v), *e = malloc(n * sizeof *e);
+    assert_true(v != NULL && e != NULL);
+    long double worst = 0.0L;
+    memcpy(v, in, n * sizeof *v);
+    scalar->tanh_pd(n, v);
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(in[i])) {
+            assert_true(isnan(v[i]));
+            continue;
+        }
+        long double want = tanhl((long double)in[i]);
+        if (want == 0.0L) {
+            assert_true(same_double(v[i], in[i]));
+            continue;
+        }
+        long double err = fabsl((long double)v[i] - want);
+        if (fabs(in[i]) >= DBL_MIN)
+            worst = fmaxl(worst, err / fabsl(want));
+        if (err > 0x1p-46L * fabsl(want) + (long double)DBL_TRUE_MIN)
+            fail_msg("tanh(%a) = %a, want %La", in[i], v[i], want);
+    }
+    for (int negate = 0; negate < 2; negate++) {
+        memcpy(v, in, n * sizeof *v);
+        scalar->soft_scale(n, v, e, negate);
+        for (size_t i = 0; i < n; i++) {
+            if (isnan(in[i])) {
+                assert_true(isnan(v[i]) && isnan(e[i]));
+                continue;
+            }
+            long double s = 2.0L * tanhl(0.5L * (long double)in[i]);
+            long double ew = expl(negate ? -(long double)v[i] : (long double)v[i]);
+            long double tol = 0x1p-46L * fabsl(s) + 2.0L * (long double)DBL_TRUE_MIN;
+            if (fabsl((long double)v[i] - s) > tol)
+                fail_msg("s(%a) = %a, want %La", in[i], v[i], s);
+            assert_true(fabsl(((long double)e[i] - ew) / ew) <= 0x1p-46L);
+            assert_true(fabs(v[i]) <= 2.0);
+        }
+    }
+    print_message("conditioner tanh: worst relative error %.3Lg = 2^%.1Lf\n", worst,
+                  log2l(worst));
+    free(in);
+    free(v);
+    free(e);
+}
+
 /* The public kernels take the widest path the CPU runs; the scalar path
  * comes first and runs everywhere. */
 static void test_dispatch(void **state)
@@ -224,6 +369,8 @@ int main(void)
         cmocka_unit_test(test_ssin),
         cmocka_unit_test(test_abstanh),
         cmocka_unit_test(test_mprelu),
+        cmocka_unit_test(test_conditioner),
+        cmocka_unit_test(test_conditioner_accuracy),
         cmocka_unit_test(test_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,8 @@
  * of input arrays, and call everything documented as reading only:
  * the kernels, predict (forward, inverse model, predict_inverse), log-det,
  * log-density, sampling, round trip, gradient, get_params, save to memory,
- * a dense_lu layer's weights and the amplification report, on a model holding every kind, while
+ * a dense_lu layer's weights and the amplification report, on a model
+ * holding every kind (a coupling layer too), while
  * other threads
  * make and free inverses of the shared layers and models (which takes and
  * drops references to the shared parameter blocks).  Every result must be
@@ -40,7 +41,7 @@ typedef struct expected {
     float log_prob[S], samples[NK];
     invdl_status sample_status;
     float weights[W * W + W]; /* the dense_lu layer's W and b */
-    double gains[2][8], sample_gains[2][S], total[2]; /* amplification: model, inverse */
+    double gains[2][9], sample_gains[2][S], total[2]; /* amplification: model, inverse */
     invdl_status amp_status[2];
     float *params, *grad;
     invdl_roundtrip roundtrip;
@@ -95,7 +96,7 @@ static void compute(const shared *sh, expected *e)
     assert_int_equal(invdl_layer_weights(invdl_model_layer(sh->m, 3), e->weights,
                                          e->weights + W * W),
                      INVDL_OK);
-    assert_int_equal(invdl_model_depth(sh->m), 8);
+    assert_int_equal(invdl_model_depth(sh->m), 9);
     for (int k = 0; k < 2; k++) {
         e->amp_status[k] = invdl_model_amplification(k ? sh->inv : sh->m, S, k ? e->y : sh->x,
                                                       e->gains[k], e->sample_gains[k],
@@ -248,6 +249,23 @@ static void fill(float *v, size_t n, double lo, double hi, uint64_t seed)
         v[i] = (float)(lo + (hi - lo) * (double)(test_rand(&s) >> 11) * 0x1p-53);
 }
 
+/* A coupling layer away from its identity start (W2 and b2 nonzero). */
+static invdl_layer *moved_coupling(void)
+{
+    invdl_layer *l = invdl_layer_coupling(W, 9, 0, 14);
+    assert_non_null(l);
+    size_t np = invdl_layer_param_count(l);
+    float *p = malloc(np * sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(invdl_layer_get_params(l, np, p), INVDL_OK);
+    uint64_t s = 15;
+    for (size_t i = 9 * (W / 2 + W % 2); i < np; i++)
+        p[i] = (float)(((double)(test_rand(&s) >> 11) * 0x1p-53 - 0.5) * 0.8);
+    assert_int_equal(invdl_layer_set_params(l, np, p), INVDL_OK);
+    free(p);
+    return l;
+}
+
 static void test_shared_model(void **state)
 {
     (void)state;
@@ -268,6 +286,7 @@ static void test_shared_model(void **state)
     assert_int_equal(invdl_model_add(m, invdl_layer_dense_lu(W, 13)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_dense(W, 6)), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_ssin(W)), INVDL_OK);
+    assert_int_equal(invdl_model_add(m, moved_coupling()), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_inverse(invdl_model_layer(m, 1))), INVDL_OK);
     assert_int_equal(invdl_model_add(m, invdl_layer_inverse(invdl_model_layer(m, 3))), INVDL_OK);
     invdl_model *inv = invdl_model_inverse(m);

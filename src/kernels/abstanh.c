@@ -22,8 +22,8 @@
 
 /* Coefficients from tests/tools/coefficients.py. */
 
-/* expm1(r)/r = 1 + r*P(r), |r| <= ln2/2: log2 rel err -48.3 */
-static const double EXPM1_P[9] = {
+/* expm1(r)/r = 1 + r*P(r), |r| <= ln2/2 (kernels.h): log2 rel err -48.3 */
+const double invdl_expm1_p[9] = {
     0x1.0000000000000p-1,
     0x1.5555555553b7dp-3,
     0x1.5555555554cb8p-5,
@@ -34,6 +34,7 @@ static const double EXPM1_P[9] = {
     0x1.72c720b2e07bfp-19,
     0x1.28803926c8ea8p-22,
 };
+#define EXPM1_P invdl_expm1_p
 
 /* x/t for x*tanh(x) = t^2: 8 pieces of width 2.96/8, degree 6 in the offset
  * from the piece's start: log2 abs err -25.8 */
@@ -57,16 +58,10 @@ static const double ABSTANH_H[8][7] = {
      0x1.11130cd65971cp-9, -0x1.41a81d902c8f2p-9, 0x1.5c58ae50ba620p-10},
 };
 
-/* ln 2 for the reduction: a 32-bit head (k*LN2_HI is exact for |k| < 2^21)
- * and a tail; and ln 2 as a double-double for the exact path. */
-#define LN2_HI 0x1.62e42fee00000p-1
-#define LN2_LO 0x1.a39ef35793c76p-33
-#define INV_LN2 0x1.71547652b82fep+0
+/* ln 2 as a double-double for the exact path (the reduction's LN2_HI,
+ * LN2_LO, INV_LN2 and ROUND_MAGIC are kernels.h's). */
 #define LN2_DD_HI 0x1.62e42fefa39efp-1
 #define LN2_DD_LO 0x1.abc9e3b39803fp-56
-/* Adding then subtracting 1.5*2^52 rounds a double of magnitude < 2^51 to
- * an integer (round to nearest). */
-#define ROUND_MAGIC 0x1.8p52
 
 /* |f''| = |2 sech^2(x) (1 - x tanh x)| <= 2: Newton error factor with a
  * factor 2 to spare. */

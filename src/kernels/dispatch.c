@@ -41,6 +41,8 @@ static int have_avx512(void)
         .abstanh_inverse = invdl_abstanh_inverse_##suffix,  \
         .mprelu_forward = invdl_mprelu_forward_##suffix,    \
         .mprelu_inverse = invdl_mprelu_inverse_##suffix,    \
+        .tanh_pd = invdl_tanh_pd_##suffix,                  \
+        .soft_scale = invdl_soft_scale_##suffix,            \
     }
 
 static const invdl_kernel_path paths[] = {

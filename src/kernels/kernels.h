@@ -48,6 +48,21 @@
 #define INVDL_HAVE_AVX512 0
 #endif
 
+/* The reduction x = k ln2 + r, |r| <= ln2/2, behind exp and expm1 in
+ * double (abs-tanh's forward, the coupling conditioner's tanh and exp):
+ * ln 2 as a 32-bit head (k*LN2_HI is exact for |k| < 2^21) and a tail;
+ * adding then subtracting ROUND_MAGIC = 1.5*2^52 rounds a double of
+ * magnitude < 2^51 to an integer (round to nearest), and the sum's bits
+ * minus ROUND_MAGIC's are that integer. */
+#define LN2_HI 0x1.62e42fee00000p-1
+#define LN2_LO 0x1.a39ef35793c76p-33
+#define INV_LN2 0x1.71547652b82fep+0
+#define ROUND_MAGIC 0x1.8p52
+
+/* expm1(r)/r = 1 + r*P(r) for |r| <= ln2/2: P's 9 coefficients, lowest
+ * first (abstanh.c; relative error 2^-48.3). */
+extern const double invdl_expm1_p[9];
+
 static inline double invdl_horner(const double *c, int n, double t)
 {
     double acc = c[n - 1];
@@ -100,7 +115,9 @@ float invdl_abstanh_inverse1(float y);
     invdl_status invdl_mprelu_forward_##path(size_t rows, size_t cols, const float *alpha,    \
                                              float alpha_min, const float *x, float *y);      \
     invdl_status invdl_mprelu_inverse_##path(size_t rows, size_t cols, const float *alpha,    \
-                                             float alpha_min, const float *y, float *x);
+                                             float alpha_min, const float *y, float *x);      \
+    void invdl_tanh_pd_##path(size_t n, double *v);                                           \
+    void invdl_soft_scale_##path(size_t n, double *r, double *e, int negate);
 
 /* The portable scalar path, always built. */
 INVDL_DECLARE_PATH(scalar)
@@ -123,6 +140,16 @@ typedef invdl_status (*invdl_elementwise_fn)(size_t n, const float *in, float *o
 typedef invdl_status (*invdl_mprelu_fn)(size_t rows, size_t cols, const float *alpha,
                                         float alpha_min, const float *in, float *out);
 
+/* The coupling layer's conditioner in double (conditioner.c), on n values
+ * in place:
+ *   tanh_pd     v[i] = tanh(v[i]);
+ *   soft_scale  s = 2 tanh(r[i]/2) into r[i], and e[i] = exp(s) (negate 0)
+ *               or exp(-s) (negate 1).
+ * Not correctly rounded, but one algorithm in separate IEEE operations on
+ * every path, so every path gives the same bits. */
+typedef void (*invdl_tanh_pd_fn)(size_t n, double *v);
+typedef void (*invdl_soft_scale_fn)(size_t n, double *r, double *e, int negate);
+
 typedef struct invdl_kernel_path {
     const char *name;  /* "scalar", "AVX2", "AVX-512" */
     int (*runs)(void); /* nonzero if this CPU runs the path */
@@ -132,6 +159,8 @@ typedef struct invdl_kernel_path {
     invdl_elementwise_fn abstanh_inverse;
     invdl_mprelu_fn mprelu_forward;
     invdl_mprelu_fn mprelu_inverse;
+    invdl_tanh_pd_fn tanh_pd;
+    invdl_soft_scale_fn soft_scale;
 } invdl_kernel_path;
 
 /* Every path built, the portable scalar one first, then by vector width:

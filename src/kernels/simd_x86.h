@@ -82,6 +82,9 @@ typedef __m256 invdl_vmask_avx2;    /* a lane mask: all ones or all zeros per fl
 #define invdl_sub_pd_avx2 _mm256_sub_pd
 #define invdl_mul_pd_avx2 _mm256_mul_pd
 #define invdl_div_pd_avx2 _mm256_div_pd
+#define invdl_min_pd_avx2 _mm256_min_pd
+#define invdl_loadu_pd_avx2 _mm256_loadu_pd
+#define invdl_storeu_pd_avx2 _mm256_storeu_pd
 #define invdl_fmadd_pd_avx2 _mm256_fmadd_pd
 #define invdl_fnmadd_pd_avx2 _mm256_fnmadd_pd
 #define invdl_fnmsub_pd_avx2 _mm256_fnmsub_pd
@@ -90,6 +93,8 @@ typedef __m256 invdl_vmask_avx2;    /* a lane mask: all ones or all zeros per fl
 #define invdl_narrow_pd_avx2 _mm256_cvtpd_ps
 #define invdl_set1_epi64_avx2 _mm256_set1_epi64x
 #define invdl_and_si_avx2 _mm256_and_si256
+#define invdl_or_si_avx2 _mm256_or_si256
+#define invdl_andnot_si_avx2 _mm256_andnot_si256
 #define invdl_add_epi64_avx2 _mm256_add_epi64
 #define invdl_sub_epi64_avx2 _mm256_sub_epi64
 #define invdl_slli_epi64_avx2 _mm256_slli_epi64
@@ -216,6 +221,9 @@ typedef __mmask16 invdl_vmask_avx512;
 #define invdl_sub_pd_avx512 _mm512_sub_pd
 #define invdl_mul_pd_avx512 _mm512_mul_pd
 #define invdl_div_pd_avx512 _mm512_div_pd
+#define invdl_min_pd_avx512 _mm512_min_pd
+#define invdl_loadu_pd_avx512 _mm512_loadu_pd
+#define invdl_storeu_pd_avx512 _mm512_storeu_pd
 #define invdl_fmadd_pd_avx512 _mm512_fmadd_pd
 #define invdl_fnmadd_pd_avx512 _mm512_fnmadd_pd
 #define invdl_fnmsub_pd_avx512 _mm512_fnmsub_pd
@@ -224,6 +232,8 @@ typedef __mmask16 invdl_vmask_avx512;
 #define invdl_narrow_pd_avx512 _mm512_cvtpd_ps
 #define invdl_set1_epi64_avx512 _mm512_set1_epi64
 #define invdl_and_si_avx512 _mm512_and_si512
+#define invdl_or_si_avx512 _mm512_or_si512
+#define invdl_andnot_si_avx512 _mm512_andnot_si512
 #define invdl_add_epi64_avx512 _mm512_add_epi64
 #define invdl_sub_epi64_avx512 _mm512_sub_epi64
 #define invdl_slli_epi64_avx512 _mm512_slli_epi64
@@ -361,6 +371,9 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define vd_sub INVDL_V(sub_pd)
 #define vd_mul INVDL_V(mul_pd)
 #define vd_div INVDL_V(div_pd)
+#define vd_min INVDL_V(min_pd)       /* b where either is NaN */
+#define vd_loadu INVDL_V(loadu_pd)   /* doubles from memory */
+#define vd_storeu INVDL_V(storeu_pd)
 #define vd_fmadd INVDL_V(fmadd_pd)   /* a b + c */
 #define vd_fnmadd INVDL_V(fnmadd_pd) /* c - a b */
 #define vd_fnmsub INVDL_V(fnmsub_pd) /* -(a b) - c */
@@ -377,6 +390,8 @@ INVDL_AVX512 static inline __m512i invdl_even_epi32_avx512(__m512i a, __m512i b)
 #define vi_even_32 INVDL_V(even_epi32) /* low halves of two vectors' 64-bit lanes */
 #define vi_set1_64 INVDL_V(set1_epi64)
 #define vi_and INVDL_V(and_si)
+#define vi_or INVDL_V(or_si)
+#define vi_andnot INVDL_V(andnot_si) /* b and not a */
 #define vi_add_64 INVDL_V(add_epi64)
 #define vi_sub_64 INVDL_V(sub_epi64)
 #define vi_slli_64 INVDL_V(slli_epi64)

@@ -95,10 +95,10 @@ static void dense_backward(const invdl_params *p, int inverse, size_t batch, con
 }
 
 static invdl_status dense_log_det(const invdl_params *p, size_t batch, const float *x,
-                                  double *acc)
+                                  double *acc, double *scratch)
 {
     const invdl_dense_factors *c = p->cache;
-    (void)x;
+    (void)x, (void)scratch;
     for (size_t s = 0; s < batch; s++)
         acc[s] += c->log_abs_det;
     return INVDL_OK;

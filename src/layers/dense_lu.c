@@ -107,10 +107,10 @@ static void dense_lu_backward(const invdl_params *p, int inverse, size_t batch, 
 }
 
 static invdl_status dense_lu_log_det(const invdl_params *p, size_t batch, const float *x,
-                                     double *acc)
+                                     double *acc, double *scratch)
 {
     const invdl_dense_plu *f = p->cache;
-    (void)x;
+    (void)x, (void)scratch;
     for (size_t s = 0; s < batch; s++)
         acc[s] += f->log_abs_det;
     return INVDL_OK;

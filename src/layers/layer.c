@@ -13,6 +13,7 @@ extern const invdl_layer_ops invdl_abstanh_ops;
 extern const invdl_layer_ops invdl_mprelu_ops;
 extern const invdl_layer_ops invdl_dense_ops;
 extern const invdl_layer_ops invdl_dense_lu_ops;
+extern const invdl_layer_ops invdl_coupling_ops;
 
 /* Every kind a model file may name.  A new kind adds its table here. */
 static const invdl_layer_ops *const known_kinds[] = {
@@ -21,6 +22,7 @@ static const invdl_layer_ops *const known_kinds[] = {
     &invdl_mprelu_ops,
     &invdl_dense_ops,
     &invdl_dense_lu_ops,
+    &invdl_coupling_ops,
 };
 
 const invdl_layer_ops *invdl_layer_ops_for_kind(uint32_t kind)
@@ -414,7 +416,7 @@ invdl_status invdl_layer_log_det(const invdl_layer *layer, size_t batch, const f
     if (acc == NULL || scratch == NULL)
         goto done;
     if (!layer->inverse) {
-        st = p->ops->log_det(p, batch, in, acc);
+        st = p->ops->log_det(p, batch, in, acc, scratch);
     } else {
         /* The inverse's Jacobian at y is the reciprocal of the forward's at
          * x = g(y). */
@@ -422,7 +424,7 @@ invdl_status invdl_layer_log_det(const invdl_layer *layer, size_t batch, const f
         if (x == NULL)
             goto done;
         st = p->ops->apply(p, 1, batch, in, x, scratch);
-        invdl_status st2 = p->ops->log_det(p, batch, x, acc);
+        invdl_status st2 = p->ops->log_det(p, batch, x, acc, scratch);
         if (st == INVDL_OK)
             st = st2;
         for (size_t s = 0; s < batch; s++)
@@ -455,11 +457,11 @@ invdl_status invdl_layer_run_log_det(const invdl_layer *l, int other, size_t bat
      * the reciprocal of the forward's at its output.  acc - v is formed as
      * -((-acc) + v), which rounds to the same double. */
     if (!inverse)
-        s1 = p->ops->log_det(p, batch, in, acc);
+        s1 = p->ops->log_det(p, batch, in, acc, scratch);
     s2 = p->ops->apply(p, inverse, batch, in, out, scratch);
     if (inverse) {
         negate(batch, acc);
-        s3 = p->ops->log_det(p, batch, out, acc);
+        s3 = p->ops->log_det(p, batch, out, acc, scratch);
         negate(batch, acc);
     }
     return s1 != INVDL_OK || s2 != INVDL_OK || s3 != INVDL_OK ? INVDL_EDOMAIN : INVDL_OK;
@@ -592,8 +594,9 @@ void invdl_elementwise_backward(const invdl_params *p, int inverse, size_t batch
 }
 
 invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, const float *x,
-                                       double *acc)
+                                       double *acc, double *scratch)
 {
+    (void)scratch;
     const invdl_elementwise *e = elementwise_of(p);
     size_t width = p->width;
     invdl_status st = INVDL_OK;

@@ -96,8 +96,10 @@ typedef struct invdl_layer_ops {
     void (*backward)(const invdl_params *p, int inverse, size_t batch, const float *in,
                      const float *out, const float *dout, float *din, double *dparams,
                      double *scratch);
-    /* acc[s] += log|det f'(x_s)| for the forward map at x. */
-    invdl_status (*log_det)(const invdl_params *p, size_t batch, const float *x, double *acc);
+    /* acc[s] += log|det f'(x_s)| for the forward map at x (scratch as for
+     * apply: a coupling layer runs its conditioner). */
+    invdl_status (*log_det)(const invdl_params *p, size_t batch, const float *x, double *acc,
+                            double *scratch);
     /* The gradient of the forward map's log|det f'(x_s)| (as log_det
      * computes it) times `scale`, at the forward inputs x: dx[s][j] +=
      * scale * d/dx_sj (each sum formed in double and rounded to float once;
@@ -274,7 +276,7 @@ void invdl_elementwise_backward(const invdl_params *p, int inverse, size_t batch
                                 const float *in, const float *out, const float *dout,
                                 float *din, double *dparams, double *scratch);
 invdl_status invdl_elementwise_log_det(const invdl_params *p, size_t batch, const float *x,
-                                       double *acc);
+                                       double *acc, double *scratch);
 int invdl_elementwise_log_det_grad(const invdl_params *p, size_t batch, const float *x,
                                    double scale, float *dx, double *dparams, double *scratch);
 double invdl_elementwise_gain(const invdl_params *p, int inverse, size_t batch, const float *in,

@@ -94,8 +94,9 @@ static void mprelu_backward(const invdl_params *p, int inverse, size_t batch, co
 }
 
 static invdl_status mprelu_log_det(const invdl_params *p, size_t batch, const float *x,
-                                   double *acc)
+                                   double *acc, double *scratch)
 {
+    (void)scratch;
     double amin = (double)p->settings[0];
     size_t width = p->width;
     for (size_t s = 0; s < batch; s++) {

@@ -14,12 +14,14 @@
  *   32      8     L: layers
  *   40            B blocks, each:
  *                   u32 kind (1 ssin, 2 abstanh, 3 mprelu, 4 dense,
- *                       5 dense_lu)
+ *                       5 dense_lu, 6 coupling)
  *                   u32 S: settings (mprelu 1: alpha_min; dense_lu
  *                       1 + width: s_min, then the permutation p_0 ..
- *                       p_width-1 as exact integers; others 0)
+ *                       p_width-1 as exact integers; coupling 2: hidden
+ *                       and flags as exact integers; others 0)
  *                   u64 V: values (0; 0; width; width*width + width;
- *                       width*width + width)
+ *                       width*width + width; coupling hidden*(d1 + 1 + m)
+ *                       + m, d1 condition features, m rows of W2)
  *                   f32 settings[S], f32 values[V]
  *                 L layers, in the order they are applied, each:
  *                   u64 block index (< B)
@@ -39,10 +41,11 @@
  * no byte left over.  It builds nothing until the whole file has been
  * read.
  *
- * Compatibility.  The kinds added since version 1 was defined (dense_lu)
- * change nothing in the layout, so the version stays 1: files written
- * before them load unchanged, and a reader that predates a kind refuses a
- * file holding it (INVDL_EFORMAT: unknown kind) before reading its block.
+ * Compatibility.  The kinds added since version 1 was defined (dense_lu,
+ * coupling) change nothing in the layout, so the version stays 1: files
+ * written before them load unchanged, and a reader that predates a kind
+ * refuses a file holding it (INVDL_EFORMAT: unknown kind) before reading
+ * its block.
  */
 #define _POSIX_C_SOURCE 200809L
 

@@ -3,7 +3,8 @@
  * files, log-densities, samples and training.
  *
  * The bytes choose a width (1..8), up to 12 layers (signed sin, abs-tanh,
- * PReLU with a chosen alpha_min, dense, dense_lu with a chosen s_min;
+ * PReLU with a chosen alpha_min, dense, dense_lu with a chosen s_min,
+ * coupling with a chosen hidden size and flags;
  * inverse-direction layers; layers linked to earlier ones), edits of single
  * parameters (any float: refused when not finite or when a dense W turns
  * singular, the block then unchanged), a
@@ -54,6 +55,11 @@
  *         the long double references; infinite where an interval touches
  *         0 (the check is then void for that sample: counted, not
  *         failed).
+ *       coupling (either direction): the condition passes through
+ *         exactly; a transformed feature rounds once, plus 2^-40 of the
+ *         magnitudes its double arithmetic sums (coupling_rounding);
+ *         Lipschitz bounds from e^|s| <= e^sigma and the row sums of
+ *         |W2| |W1| (coupling_terms);
  *     Samples with a non-finite value anywhere are not judged, nor those
  *     where the inverse model left a signed sin branch (INVDL_EDOMAIN).
  *   - save to memory and load: the same bytes again on saving the loaded
@@ -81,6 +87,7 @@
 #define MAX_W 8
 #define MAX_DEPTH 12
 #define MAX_BATCH 8
+#define MAX_HIDDEN 24
 
 #define U24 0x1p-24     /* float rounding, relative */
 #define TINY 0x1p-150   /* float rounding near 0, absolute */
@@ -110,6 +117,13 @@ typedef struct layer_info {
     double inv_abs[MAX_W * MAX_W]; /* bound on |W^-1| */
     double solve_growth;           /* 2 gamma_{3n} n 2^{n-1} max|W| */
     double lu_abs[MAX_W * MAX_W];  /* dense_lu: P|L||U|, rows in W's order */
+    /* coupling: the settings and values, and per transformed feature i
+     * bounds on e^|s_i| (esig), on |t_i| (tmax) and on the row sums of
+     * |ds_i/dc| (srow) and |dt_i/dc| (trow) */
+    size_t hidden, nc, nx, m2;
+    int odd, additive;
+    float cv[MAX_HIDDEN * (MAX_W + 2 + 2 * MAX_W) + 2 * MAX_W];
+    double esig[MAX_W], tmax[MAX_W], srow[MAX_W], trow[MAX_W];
 } layer_info;
 
 /* |W^-1| bounded entrywise, from Gauss-Jordan in long double. */
@@ -148,6 +162,117 @@ static void inverse_bound(size_t n, const long double *w, double *out)
         out[i] += 0x1p-12 * (double)n * big;
 }
 
+/* The coupling's bounds (invdl.h's definition): with a_k = sum_j |W1_kj|,
+ * |ds_i/dc| sums to at most sum_k |W2_ri,k| a_k (tanh' and the clamp's
+ * slope are at most 1), |dt_i/dc| to sum_k |W2_ti,k| a_k; |t_i| <= |b2_ti|
+ * + sum_k |W2_ti,k| and |s_i| <= 2 tanh(rho/2), rho = |b2_ri| +
+ * sum_k |W2_ri,k| (|h| <= 1).  Each rounded up generously: libm's tanh
+ * and exp here, and the library's own exp(s) within 2^-46 of exact. */
+static void describe_coupling(const invdl_layer *l, size_t n, layer_info *info)
+{
+    unsigned flags;
+    FUZZ_CHECK(invdl_layer_coupling_settings(l, &info->hidden, &flags) == INVDL_OK);
+    FUZZ_CHECK(info->hidden <= MAX_HIDDEN);
+    info->odd = (flags & INVDL_COUPLING_ODD) != 0;
+    info->additive = (flags & INVDL_COUPLING_ADDITIVE) != 0;
+    info->nc = info->odd ? n / 2 : n - n / 2;
+    info->nx = n - info->nc;
+    info->m2 = info->additive ? info->nx : 2 * info->nx;
+    size_t h = info->hidden, np = h * (info->nc + 1 + info->m2) + info->m2;
+    FUZZ_CHECK(invdl_layer_get_params(l, np, info->cv) == INVDL_OK);
+    const float *w1 = info->cv, *w2 = w1 + h * (info->nc + 1), *b2 = w2 + info->m2 * h;
+    const double up = 1.0 + 0x1p-40;
+    for (size_t i = 0; i < info->nx; i++) {
+        size_t rt = info->additive ? i : info->nx + i;
+        double s = 0.0, t = 0.0, rho = 0.0, tm = fabs((double)b2[rt]);
+        for (size_t k = 0; k < h; k++) {
+            double a = 0.0;
+            for (size_t j = 0; j < info->nc; j++)
+                a += fabs((double)w1[k * info->nc + j]);
+            t += fabs((double)w2[rt * h + k]) * a;
+            tm += fabs((double)w2[rt * h + k]);
+            if (!info->additive) {
+                s += fabs((double)w2[i * h + k]) * a;
+                rho += fabs((double)w2[i * h + k]);
+            }
+        }
+        rho = info->additive ? 0.0 : (rho + fabs((double)b2[i])) * up;
+        info->esig[i] = exp(2.0 * tanh(0.5 * rho)) * up;
+        info->srow[i] = s * up;
+        info->trow[i] = t * up;
+        info->tmax[i] = tm * up;
+    }
+}
+
+/* 1 + the magnitudes the library's double arithmetic sums on the way to
+ * r_i and t_i at the condition of v: 1 + sum over i's rows of W2 of
+ * (|b2| + sum_k |W2_k| (1 + |b1_k| + sum_j |W1_kj c_j|)). */
+static double coupling_magnitude(const layer_info *f, const float *v, size_t i)
+{
+    size_t h = f->hidden, nc = f->nc;
+    const float *w1 = f->cv, *b1 = w1 + h * nc, *w2 = b1 + h, *b2 = w2 + f->m2 * h;
+    double m = 1.0;
+    for (size_t q = 0; q < (f->additive ? 1u : 2u); q++) {
+        size_t row = q * f->nx + i;
+        m += fabs((double)b2[row]);
+        for (size_t k = 0; k < h; k++) {
+            double a = 1.0 + fabs((double)b1[k]);
+            for (size_t j = 0; j < nc; j++)
+                a += fabs((double)w1[k * nc + j] * (double)v[2 * j + (size_t)f->odd]);
+            m += fabs((double)w2[row * h + k]) * a;
+        }
+    }
+    return m;
+}
+
+/* The rounding of one step of a coupling (either direction) from in to
+ * out, transformed feature i (at index at): the output's float rounding,
+ * and the double arithmetic with a conditioner whose tanh and exp are
+ * within 2^-46 and whose sums of at most 26 terms are in double, all
+ * within 2^-40 of the magnitudes (tests/test_coupling.c states the same
+ * bound).  The condition passes through exactly. */
+static double coupling_rounding(const layer_info *f, const float *in, const float *out, size_t i,
+                                size_t at)
+{
+    double mag = fabs((double)in[at]) + fabs((double)out[at]) + f->tmax[i];
+    return U24 * fabs((double)out[at]) + TINY +
+           0x1p-40 * f->esig[i] * mag * coupling_magnitude(f, in, i);
+}
+
+/* A coupling's local terms (judge_sample): its Lipschitz bounds between
+ * ui and vi, row by row.  Transformed feature i of y = x e^s + t moves by
+ * at most e^sigma |dx| + (|x| e^sigma S + T) max|dc|; of x = (y - t)
+ * e^-s by e^sigma |dy| + (e^sigma T + |x| S) max|dc| with |x| <=
+ * e^sigma (|y| + tmax); the condition's rows are the identity's. */
+static void coupling_terms(const layer_info *f, size_t n, const float *ui, const float *vi,
+                           const float *uo, const float *vo, const double *e, double *spread,
+                           double *rounding, double *whole)
+{
+    double dc = 0.0, ec = 0.0;
+    for (size_t j = 0; j < f->nc; j++) {
+        size_t at = 2 * j + (size_t)f->odd;
+        double d = fabs((double)ui[at] - (double)vi[at]);
+        spread[at] = d;
+        whole[at] = e[at];
+        rounding[at] = 0.0;
+        dc = fmax(dc, d);
+        ec = fmax(ec, e[at]);
+    }
+    for (size_t i = 0; i < f->nx; i++) {
+        size_t at = 2 * i + (size_t)!f->odd;
+        double x = fmax(fabs((double)ui[at]), fabs((double)vi[at])), es = f->esig[i];
+        double b = f->inverse ? es * f->trow[i] + es * (x + f->tmax[i]) * f->srow[i]
+                              : x * es * f->srow[i] + f->trow[i];
+        spread[at] = es * fabs((double)ui[at] - (double)vi[at]) + b * dc;
+        whole[at] = es * e[at] + b * ec;
+        /* The inverse step vo -> vi rounds by delta; the forward map moves
+         * that by e^sigma. */
+        rounding[at] = es * coupling_rounding(f, vo, vi, i, at) +
+                       coupling_rounding(f, ui, uo, i, at);
+    }
+    (void)n;
+}
+
 static void describe(const invdl_layer *l, size_t n, layer_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -171,6 +296,8 @@ static void describe(const invdl_layer *l, size_t n, layer_info *info)
             wl[i] = (long double)p[i];
         inverse_bound(n, wl, info->inv_abs);
         info->solve_growth = 2.0 * gamma_of(3 * (int)n) * (double)n * ldexp(1.0, (int)n - 1) * big;
+    } else if (info->kind == INVDL_LAYER_COUPLING) {
+        describe_coupling(l, n, info);
     } else if (info->kind == INVDL_LAYER_DENSE_LU) {
         /* L, U (the floored diagonal) and P from the documented layout. */
         float p[MAX_W * MAX_W + MAX_W];
@@ -360,7 +487,9 @@ static void judge_sample(const layer_info *info, size_t depth, size_t n, const f
         /* local = spread + rounding: what the difference of the inputs can
          * become, plus what the two steps may round. */
         double spread[MAX_W] = {0}, rounding[MAX_W] = {0}, whole[MAX_W] = {0};
-        if (f->kind == INVDL_LAYER_DENSE || f->kind == INVDL_LAYER_DENSE_LU) {
+        if (f->kind == INVDL_LAYER_COUPLING) {
+            coupling_terms(f, n, ui, vi, uo, vo, e, spread, rounding, whole);
+        } else if (f->kind == INVDL_LAYER_DENSE || f->kind == INVDL_LAYER_DENSE_LU) {
             const double *lip = f->inverse ? f->inv_abs : f->w_abs;
             double delta[MAX_W] = {0};
             /* The inverse step g_l(v_l) -> v_{l-1} is the other direction. */
@@ -589,8 +718,10 @@ static float pick_s_min(uint8_t k)
     return choices[k % (sizeof choices / sizeof choices[0])];
 }
 
-/* Kinds: 0 ssin, 1 abstanh, 2 mprelu, 3 dense, 4 dense_lu. */
-#define KINDS 5u
+/* Kinds: 0 ssin, 1 abstanh, 2 mprelu, 3 dense, 4 dense_lu, 5 coupling
+ * (hidden 1 to 24, any flags; at width 1, where no coupling exists, a
+ * dense_lu layer from the same bytes). */
+#define KINDS 6u
 
 static invdl_layer *new_layer(fuzz_bytes *b, int kind, size_t n)
 {
@@ -602,6 +733,14 @@ static invdl_layer *new_layer(fuzz_bytes *b, int kind, size_t n)
         return invdl_layer_mprelu_min(n, seed, pick_alpha_min(take_u8(b)));
     }
     case 3: return invdl_layer_dense(n, take_u32(b));
+    case 5: {
+        uint32_t seed = take_u32(b);
+        size_t hidden = 1u + take_u8(b) % MAX_HIDDEN;
+        unsigned flags = take_u8(b) % 4u;
+        if (n >= 2)
+            return invdl_layer_coupling(n, hidden, flags, seed);
+        return invdl_layer_dense_lu(n, seed);
+    }
     default: {
         uint32_t seed = take_u32(b);
         return invdl_layer_dense_lu_min(n, seed, pick_s_min(take_u8(b)));

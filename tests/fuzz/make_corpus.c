@@ -2,7 +2,7 @@
  * make_corpus.c - writes the seed corpus of the fuzz harnesses:
  *     build/tests/fuzz/fuzz-make-corpus tests/fuzz/corpus
  * load/:    saved model files (every kind, linked and inverse layers, an
- *           inverse model, an empty model, dense_lu blocks);
+ *           inverse model, an empty model, dense_lu blocks, couplings);
  * kernels/: one input per kernel and direction, data of every mode;
  * models/:  models of several widths and depths, with parameter edits,
  *           raw-bit inputs and training (SGD and Adam, squared error and
@@ -80,6 +80,23 @@ static int load_corpus(const char *dir)
               save_model(dir, "dense-lu.invdl", m);
     }
     invdl_model_free(m);
+    /* Couplings of every flag, one moved off its start, one linked inverse. */
+    m = invdl_model_create(5);
+    ok &= add(m, invdl_layer_coupling(5, 6, 0, 14)) &&
+          add(m, invdl_layer_coupling(5, 3, INVDL_COUPLING_ODD, 15)) &&
+          add(m, invdl_layer_coupling(5, 2, INVDL_COUPLING_ADDITIVE, 16)) &&
+          add(m, invdl_layer_coupling(5, 1, INVDL_COUPLING_ODD | INVDL_COUPLING_ADDITIVE, 17));
+    if (ok) {
+        float p[64];
+        invdl_layer *l = invdl_model_layer(m, 0);
+        size_t np = invdl_layer_param_count(l);
+        ok &= np <= 64 && invdl_layer_get_params(l, np, p) == INVDL_OK;
+        for (size_t i = 24; i < np && ok; i++)
+            p[i] = 0.0625f * (float)((int)(i % 7) - 3); /* W2, b2 */
+        ok &= ok && invdl_layer_set_params(l, np, p) == INVDL_OK &&
+              add(m, invdl_layer_inverse(l)) && save_model(dir, "coupling.invdl", m);
+    }
+    invdl_model_free(m);
     return ok;
 }
 
@@ -138,8 +155,9 @@ static void u32(encoder *e, uint32_t v)
 }
 
 /* Layer ops: 0 ssin, 1 abstanh, 2 mprelu (seed, alpha_min choice), 3 dense
- * (seed), 4 dense_lu (seed, s_min choice), 5 the inverse of layer `index`,
- * 6 an inverse-direction layer of kind `arg`. */
+ * (seed), 4 dense_lu (seed, s_min choice), 5 coupling (seed, hidden - 1
+ * and flags from arg's second and third bytes), 6 the inverse of layer
+ * `index`, 7 an inverse-direction layer of kind `arg`. */
 static void op(encoder *e, unsigned code, unsigned arg)
 {
     u8(e, code);
@@ -147,12 +165,14 @@ static void op(encoder *e, unsigned code, unsigned arg)
     case 2: u8(e, arg); u8(e, arg >> 8); break;
     case 3: u32(e, arg); break;
     case 4: u32(e, arg & 0xffffu); u8(e, arg >> 16); break;
-    case 5: u8(e, arg); break;
-    case 6:
+    case 5: u32(e, arg & 0xffu); u8(e, arg >> 8); u8(e, arg >> 16); break;
+    case 6: u8(e, arg); break;
+    case 7:
         u8(e, arg);
         if (arg == 2) { u8(e, 7); u8(e, 1); }
         if (arg == 3) u32(e, 99);
         if (arg == 4) { u32(e, 98); u8(e, 1); }
+        if (arg == 5) { u32(e, 97); u8(e, 6); u8(e, 1); }
         break;
     default: break;
     }
@@ -185,8 +205,8 @@ static int models_corpus(const char *dir)
      * abs-tanh; inputs in [-1, 1]. */
     u8(&e, 7), u8(&e, 12);
     op(&e, 3, 1), op(&e, 2, 0x0100), op(&e, 3, 2), op(&e, 2, 0x0201), op(&e, 1, 0);
-    op(&e, 3, 3), op(&e, 2, 0x0302), op(&e, 5, 1), op(&e, 3, 4), op(&e, 0, 0);
-    op(&e, 6, 1), op(&e, 3, 5);
+    op(&e, 3, 3), op(&e, 2, 0x0302), op(&e, 6, 1), op(&e, 3, 4), op(&e, 0, 0);
+    op(&e, 7, 1), op(&e, 3, 5);
     u8(&e, 0);
     inputs(&e, 8, 8, 0, 11);
     ok &= write_file(dir, "w8-deep", e.buf, e.size);
@@ -195,7 +215,7 @@ static int models_corpus(const char *dir)
      * sin; one W entry edited, one alpha set to NaN (refused). */
     e.size = 0;
     u8(&e, 2), u8(&e, 4);
-    op(&e, 3, 7), op(&e, 5, 0), op(&e, 2, 0x0403), op(&e, 6, 0);
+    op(&e, 3, 7), op(&e, 6, 0), op(&e, 2, 0x0403), op(&e, 7, 0);
     u8(&e, 2);
     edit(&e, 0, 4, 0, 0xa0000000u);
     edit(&e, 2, 1, 1, 0x7fc00000u);
@@ -258,8 +278,8 @@ static int models_corpus(const char *dir)
      * huge but defined. */
     e.size = 0;
     u8(&e, 5), u8(&e, 5);
-    op(&e, 4, 0x00000021u), op(&e, 2, 0x0705), op(&e, 4, 0x00020022u), op(&e, 6, 4),
-        op(&e, 5, 0);
+    op(&e, 4, 0x00000021u), op(&e, 2, 0x0705), op(&e, 4, 0x00020022u), op(&e, 7, 4),
+        op(&e, 6, 0);
     u8(&e, 1);
     edit(&e, 2, 30, 0, 0x80000000u);
     inputs(&e, 6, 5, 8 | 1, 17);
@@ -287,6 +307,21 @@ static int models_corpus(const char *dir)
     inputs(&e, 2, 7, 8 | 1, 20);
     u8(&e, 1), u8(&e, 3), u8(&e, 2), u8(&e, 1 | 0x10 | 0x40);
     ok &= write_file(dir, "w2-trained-decay", e.buf, e.size);
+
+    /* Width 4, couplings (hidden 7, even; hidden 13, odd; an
+     * inverse-direction additive one) around dense_lu, the first
+     * coupling's inverse linked in; a W2 entry and a b1 entry edited off
+     * the identity start; trained with memory saving; inputs in [-2, 2]. */
+    e.size = 0;
+    u8(&e, 3), u8(&e, 5);
+    op(&e, 5, 0x000621u), op(&e, 4, 0x00000023u), op(&e, 5, 0x010c24u), op(&e, 7, 5),
+        op(&e, 6, 0);
+    u8(&e, 2);
+    edit(&e, 0, 25, 0, 0xc0000000u);
+    edit(&e, 0, 15, 0, 0x30000000u);
+    inputs(&e, 4, 6, 8 | 1, 19);
+    u8(&e, 2 | 0x10), u8(&e, 1 | 4);
+    ok &= write_file(dir, "w4-coupling", e.buf, e.size);
 
     /* An empty model. */
     e.size = 0;
