@@ -353,11 +353,12 @@ invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min
  * ones, d2 = ceil(width/2)).  A one-hidden-layer tanh network
  *     h = tanh(W1 c + b1)                     (W1: hidden x d1)
  *     [r; t] = W2 h + b2                      (W2: 2*d2 x hidden; r: first d2 rows)
- *     s = 2 tanh(r / 2)                       (scale, soft-clamped to (-2, 2))
+ *     s = 2 tanh(r / 2)                       (scale, soft-clamped: |s| <= 2)
  * gives y_c = c, y_x = x * exp(s) + t, so x = (y_x - t) * exp(-s) and
  * log|det J| = sum(s).  INVDL_COUPLING_ADDITIVE drops r and s (W2 has d2
  * rows: t only; log|det J| = 0).  W2 and b2 start at 0 (the layer starts
- * as the identity), W1 glorot-uniform from seed, b1 = 0.
+ * as the identity, up to the sign of zero: -0 maps to +0), W1
+ * glorot-uniform from seed, b1 = 0.
  * Parameters, in this order: W1 row-major, b1, W2 row-major, b2
  * (hidden*(d1 + 1 + rows of W2) + rows of W2 floats).
  *
@@ -367,7 +368,9 @@ invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min
  * recomputes the same s and t bit for bit, and a round trip is exact up
  * to the two float roundings of y_x and x:
  *     |g(f(x))_i - x_i| <= (2^-24 + 2^-44) (|y_i| exp(-s_i) + |x_i|)
- * (exp(-s_i) < e^2 by the clamp, so at most 8.4 float ulps of
+ *                          + 2^-150 (1 + exp(-s_i))
+ * (the last term: the two roundings where y_i or x_i is subnormal;
+ * exp(-s_i) <= e^2 (1 + 2^-47) by the clamp, so at most 8.4 float ulps of
  * max(|x_i|, |y_i|); backwards likewise with exp(s_i)).
  * hidden and flags are settings saved with the layer, as floats holding
  * exact integers: hidden at most INVDL_COUPLING_MAX_HIDDEN. */
@@ -830,7 +833,8 @@ INVDL_NODISCARD invdl_status invdl_model_sample(invdl_model *model, size_t n, ui
  * validation_x[validation_n][width] with targets validation_y (not read
  * with INVDL_LOSS_NLL).  After every epoch the model's mean loss on them,
  * the loss training minimises computed in the same way but with no step
- * taken (batch_size samples at a time, each batch weighted by its size),
+ * taken (min(batch_size, n) samples at a time, n the training samples,
+ * each batch weighted by its size),
  * is the epoch's val_loss: passed to on_epoch_end, kept in the report.
  * It is not checked for finiteness (an NLL validation sample outside a
  * layer's domain makes it +inf); a non-finite val_loss never improves.

@@ -539,7 +539,7 @@ static void randomize(invdl_model *m, uint64_t seed)
  *
  * Smooth layers only: PReLU flows do not converge to the truth under
  * maximum likelihood (the density jumps across each hinge and no gradient
- * moves a hinge), see SPEC's measured fact and README's "Flows". */
+ * moves a hinge), see docs/flows.md, "What a flow of these layers can learn". */
 static void test_maximum_likelihood_coupling_random_starts(void **state)
 {
     (void)state;

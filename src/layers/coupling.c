@@ -32,8 +32,10 @@
  * Round trips.  With e = exp(s) and e' = exp(-s) each within about 2^-47
  * relative of the exact value (and of 1/each other), y_x = x e + t and
  * x' = (y_x - t) e' are each formed in double and rounded once, so
- * |x' - x| <= (2^-24 + 2^-44) (|y_x| e' + |x|): exact up to the two float
- * roundings, scaled by e' < e^2 (the clamp |s| < 2).
+ * |x' - x| <= (2^-24 + 2^-44) (|y_x| e' + |x|) + 2^-150 (1 + e'): exact up
+ * to the two float roundings (absolute, at most 2^-150, where a result is
+ * subnormal), scaled by e' <= e^2 (1 + 2^-47) (the clamp |s| <= 2; tanh
+ * reaches 1 exactly for large |r|).
  */
 #include "kernels/dense_kernels.h"
 #include "layer.h"

@@ -895,7 +895,8 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
         int stop = info.stopping;
         if (o->on_epoch != NULL && o->on_epoch(o->user, epoch + 1, o->epochs, info.loss))
             stop = 1;
-        if (o->on_epoch_end != NULL && o->on_epoch_end(o->user, &info))
+        /* A model freed from on_epoch is not shown to on_epoch_end. */
+        if (o->on_epoch_end != NULL && !model->free_pending && o->on_epoch_end(o->user, &info))
             stop = 1;
         if (stop || model->free_pending) {
             if (info.stopping)
@@ -910,8 +911,7 @@ invdl_status invdl_model_fit(invdl_model *model, size_t n, const float *x, const
      * assign again. */
     int restored = 0;
     if (es.kept && st != INVDL_ENOMEM) {
-        (void)invdl_params_assign_all(t.blocks, t.nblocks, es.best_params);
-        restored = 1;
+        restored = invdl_params_assign_all(t.blocks, t.nblocks, es.best_params) == INVDL_OK;
     }
     if (final_loss != NULL && st != INVDL_ENOMEM)
         *final_loss = (float)epoch_loss;
