@@ -353,7 +353,7 @@ invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min
  * ones, d2 = ceil(width/2)).  A one-hidden-layer tanh network
  *     h = tanh(W1 c + b1)                     (W1: hidden x d1)
  *     [r; t] = W2 h + b2                      (W2: 2*d2 x hidden; r: first d2 rows)
- *     s = 2 tanh(r / 2)                       (scale, soft-clamped: |s| <= 2)
+ *     s = 2 tanh(r / 2)                       (scale, soft-clamped to (-2, 2))
  * gives y_c = c, y_x = x * exp(s) + t, so x = (y_x - t) * exp(-s) and
  * log|det J| = sum(s).  INVDL_COUPLING_ADDITIVE drops r and s (W2 has d2
  * rows: t only; log|det J| = 0).  W2 and b2 start at 0 (the layer starts
@@ -370,7 +370,8 @@ invdl_layer *invdl_layer_mprelu_min(size_t width, uint64_t seed, float alpha_min
  *     |g(f(x))_i - x_i| <= (2^-24 + 2^-44) (|y_i| exp(-s_i) + |x_i|)
  *                          + 2^-150 (1 + exp(-s_i))
  * (the last term: the two roundings where y_i or x_i is subnormal;
- * exp(-s_i) <= e^2 (1 + 2^-47) by the clamp, so at most 8.4 float ulps of
+ * computed, |s_i| reaches 2 for |r| beyond about 37, and exp(-s_i) <=
+ * e^2 (1 + 2^-47), so at most 8.4 float ulps of
  * max(|x_i|, |y_i|); backwards likewise with exp(s_i)).
  * hidden and flags are settings saved with the layer, as floats holding
  * exact integers: hidden at most INVDL_COUPLING_MAX_HIDDEN. */
