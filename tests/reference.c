@@ -165,3 +165,26 @@ long double half_float_ulp(long double v)
     frexpl(v, &e);
     return ldexpl(1.0L, (e > -125 ? e : -125) - 25);
 }
+
+long double ref_eliminate(size_t n, size_t m, long double *a)
+{
+    long double logdet = 0.0L;
+    for (size_t k = 0; k < n; k++) {
+        size_t piv = k;
+        for (size_t i = k + 1; i < n; i++)
+            if (fabsl(a[i * m + k]) > fabsl(a[piv * m + k]))
+                piv = i;
+        for (size_t j = 0; j < m; j++) {
+            long double t = a[k * m + j];
+            a[k * m + j] = a[piv * m + j];
+            a[piv * m + j] = t;
+        }
+        logdet += logl(fabsl(a[k * m + k]));
+        for (size_t i = k + 1; i < n; i++) {
+            long double f = a[i * m + k] / a[k * m + k];
+            for (size_t j = k; j < m; j++)
+                a[i * m + j] -= f * a[k * m + j];
+        }
+    }
+    return logdet;
+}

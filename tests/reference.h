@@ -44,5 +44,10 @@ float *test_random_floats(size_t n, double scale, uint64_t seed);
 /* Half the spacing of floats at v: the most a correct rounding to float
  * moves it (subnormal spacing below 2^-126). */
 long double half_float_ulp(long double v);
+/* Gaussian elimination with partial pivoting on the n x m matrix a
+ * (row-major, m >= n): the leading n x n block becomes upper triangular,
+ * columns n..m-1 (right-hand sides) are carried along; returns log|det|
+ * of the leading block. */
+long double ref_eliminate(size_t n, size_t m, long double *a);
 
 #endif

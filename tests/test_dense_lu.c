@@ -142,24 +142,7 @@ static long double ref_solve(const ref_lu *r, const long double *w, const long d
             a[i * m + j] = w[i * n + j];
         a[i * m + n] = y != NULL ? y[i] - r->p[n * n + i] : 0.0L;
     }
-    long double logdet = 0.0L;
-    for (size_t k = 0; k < n; k++) {
-        size_t piv = k;
-        for (size_t i = k + 1; i < n; i++)
-            if (fabsl(a[i * m + k]) > fabsl(a[piv * m + k]))
-                piv = i;
-        for (size_t j = 0; j < m; j++) {
-            long double t = a[k * m + j];
-            a[k * m + j] = a[piv * m + j];
-            a[piv * m + j] = t;
-        }
-        logdet += logl(fabsl(a[k * m + k]));
-        for (size_t i = k + 1; i < n; i++) {
-            long double f = a[i * m + k] / a[k * m + k];
-            for (size_t j = k; j < m; j++)
-                a[i * m + j] -= f * a[k * m + j];
-        }
-    }
+    long double logdet = ref_eliminate(n, m, a);
     for (size_t i = n; i-- > 0 && x != NULL;) {
         long double acc = a[i * m + n];
         for (size_t j = i + 1; j < n; j++)
